@@ -1,0 +1,50 @@
+"""The shared base of every config in configs/, and its presets.
+
+`get_config(arg)` of a model file calls `base(arg)` and sets only what differs for that
+model. The arg picks a preset: "" (default, sized for a 2-core CPU), "smoke" (tiny,
+for tests) or "paper" (the paper's backbone and schedule, for GPU/TPU).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+PRESETS = ("default", "smoke", "paper")
+
+
+def base(arg: str | None = None) -> ml_collections.ConfigDict:
+  preset = arg or "default"
+  if preset not in PRESETS:
+    raise ValueError(f"unknown preset {preset!r} in --config=...:{preset}: choose one of {', '.join(PRESETS)}")
+  c = ml_collections.ConfigDict()
+  c.preset = preset
+  c.dataset = "synth_music"
+  c.data_dir = "~/tensorflow_datasets"
+  c.manual_dir = ""
+  c.human_triplets = ""  # optional dim-sim style CSV for evaluation
+
+  c.audio = dict(crop_seconds=3.0, n_fft=1024, hop=500, n_mels=64)
+  c.model = dict(stem_features=32, features=64, blocks=4, hidden=128, subspace_dims=(32, 32, 32, 32),
+                 head="dense", tag_weight_scale=1.0, dtype="float32")
+  c.loss = dict(name="proxy", disentangled=False, margin=0.1, track_weight=0.0)
+  c.train = dict(batch_size=32, learning_rate=0.005, max_epochs=12, steps_per_epoch=0,
+                 plateau_factor=5.0, plateau_patience=2, max_reductions=2, seed=0,
+                 log_every_steps=10, checkpoint_every_steps=200, shuffle_buffer=512,
+                 sigterm_grace_s=30.0)
+  c.eval = dict(batch_size=64, checkpoint="best", prototype_tracks=2000, max_tracks=0,
+                triplets_per_category=4000)
+
+  if preset == "smoke":
+    c.dataset = "synth_music:smoke"
+    c.audio.update(n_fft=512, hop=750, n_mels=32)
+    c.model.update(stem_features=8, features=16, blocks=2, hidden=32, subspace_dims=(8, 8, 8, 8))
+    c.train.update(batch_size=12, max_epochs=3, steps_per_epoch=8, log_every_steps=4,
+                   checkpoint_every_steps=10, shuffle_buffer=64)
+    c.eval.update(batch_size=32)
+  elif preset == "paper":
+    c.audio.update(n_fft=1024, hop=375, n_mels=128)  # 3 s at 16 kHz -> 129 frames
+    c.model.update(stem_features=64, features=256, blocks=6, hidden=256, subspace_dims=(64, 64, 64, 64))
+    c.train.update(batch_size=64, max_epochs=200, plateau_patience=10, max_reductions=5,
+                   checkpoint_every_steps=1000, shuffle_buffer=4096)
+    c.eval.update(batch_size=256, prototype_tracks=20000)
+  return c

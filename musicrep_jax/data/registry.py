@@ -1,0 +1,63 @@
+"""Finds, builds and opens the datasets musicrep_jax trains on.
+
+A dataset is named `builder[:preset]`: `synth_music`, `synth_music:smoke`,
+`synth_music:large` (with a size), or a real corpus (`msd_lastfm50`,
+`magnatagatune`, `tagged_folder`) read from the user's copy in `manual_dir`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow_datasets as tfds
+
+from musicrep_jax.data import corpora
+from musicrep_jax.data import synth_music
+
+BUILDERS = {"synth_music": synth_music.SynthMusic, **corpora.BUILDERS}
+
+
+class DatasetError(RuntimeError):
+  """A dataset that cannot be found, built or read; the message says what to do."""
+
+
+def make_builder(dataset: str, data_dir: str, *, manual_dir: str = "", soundfont: str = "",
+                 seed: int = 0, size: int | None = None) -> tfds.core.DatasetBuilder:
+  name, _, preset = dataset.partition(":")
+  if name not in BUILDERS:
+    raise DatasetError(f"unknown dataset {name!r}: choose one of {', '.join(BUILDERS)}")
+  data_dir = os.path.expanduser(data_dir)
+  if name == "synth_music":
+    try:
+      config = synth_music.make_config(preset or "default", size=size, seed=seed, soundfont=soundfont)
+    except (ValueError, FileNotFoundError) as e:
+      raise DatasetError(str(e)) from e
+    # Presets are registered configs (passed by name); variants are passed whole.
+    return synth_music.SynthMusic(config=config.name if config.name in synth_music.PRESETS else config,
+                                  data_dir=data_dir)
+  if preset:
+    raise DatasetError(f"dataset {name} has no presets; drop ':{preset}'")
+  return BUILDERS[name](data_dir=data_dir, config=corpora.config_for(name, manual_dir))
+
+
+def prepare(builder: tfds.core.DatasetBuilder) -> tfds.core.DatasetBuilder:
+  """Builds the dataset unless a complete copy is already on disk (TFDS writes to a
+  temporary folder and renames it at the end, so an interrupted build is never read)."""
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(try_download_gcs=False,
+                                                   manual_dir=getattr(builder.builder_config, "manual_dir", None)))
+  return builder
+
+
+def load(dataset: str, data_dir: str, *, build: bool = True, **kwargs) -> tfds.core.DatasetBuilder:
+  """A prepared builder for `dataset`, building it first when it is missing and `build`."""
+  builder = make_builder(dataset, data_dir, **kwargs)
+  if builder.is_prepared():
+    return builder
+  if not build:
+    raise DatasetError(f"dataset {dataset} is not built in {data_dir}: run "
+                       f"`python -m musicrep_jax.data --dataset={dataset} --data_dir={data_dir}`")
+  try:
+    return prepare(builder)
+  except (corpora.CorpusError, FileNotFoundError, ValueError) as e:
+    raise DatasetError(f"could not build {dataset} in {data_dir}: {e}") from e

@@ -1,0 +1,98 @@
+"""tf.data pipelines over a prepared TFDS dataset (any builder of musicrep_jax.data).
+
+Training: each host reads its own slice of the split, shuffles tracks, takes K random
+3-s excerpts per track (K=2 non-overlapping excerpts for the track regulariser) and
+batches them; an epoch is one pass over the host's tracks. Every random choice is
+seeded by (seed, epoch) so an epoch can be replayed exactly on resume.
+Evaluation: every track cut into deterministic non-overlapping windows.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+tf.config.set_visible_devices([], "GPU")  # the accelerators belong to JAX
+
+
+def _host_split(split: str, process_index: int, process_count: int) -> str:
+  return tfds.even_splits(split, n=process_count, drop_remainder=True)[process_index] if process_count > 1 else split
+
+
+def random_crops(audio: tf.Tensor, crop_len: int, k: int, seed: tf.Tensor) -> tf.Tensor:
+  """[k, crop_len] excerpts of a 1-D track: one uniform crop (k=1) or k non-overlapping
+  crops at uniform offsets inside k equal sections, in random order (k>1)."""
+  n = tf.shape(audio)[0]
+  audio = tf.pad(audio, [[0, tf.maximum(k * crop_len - n, 0)]])
+  section = tf.maximum(tf.shape(audio)[0] // k, crop_len)
+  u = tf.random.stateless_uniform([k], seed, 0.0, 1.0)
+  starts = tf.range(k) * section + tf.cast(u * tf.cast(section - crop_len + 1, tf.float32), tf.int32)
+  starts = tf.minimum(starts, tf.shape(audio)[0] - crop_len)
+  starts = tf.random.experimental.stateless_shuffle(starts, seed + 1)
+  return tf.stack([audio[starts[i]: starts[i] + crop_len] for i in range(k)])
+
+
+def train_dataset(builder, *, split: str = "train", batch_size: int, crop_len: int, crops: int,
+                  seed: int, epoch: int, shuffle_buffer: int, process_index: int = 0,
+                  process_count: int = 1) -> tf.data.Dataset:
+  """One epoch of {"audio": int16 [B, K, crop_len], "labels": float32 [B, T]} host batches."""
+  read_config = tfds.ReadConfig(shuffle_seed=seed * 100_003 + epoch, interleave_cycle_length=4)
+  ds = builder.as_dataset(split=_host_split(split, process_index, process_count), shuffle_files=True,
+                          read_config=read_config)
+  ds = ds.shuffle(shuffle_buffer, seed=seed * 7919 + epoch, reshuffle_each_iteration=False)
+  ds = ds.enumerate()
+
+  def crop(i, ex):
+    s = tf.stack([tf.cast(seed, tf.int64) * 1_000_003 + epoch, i])
+    return {"audio": random_crops(ex["audio"], crop_len, crops, tf.cast(s, tf.int32)),
+            "labels": tf.cast(ex["tags"], tf.float32)}
+
+  ds = ds.map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.batch(batch_size, drop_remainder=True).prefetch(2)
+
+
+def eval_windows(builder, split: str, *, crop_len: int, batch_size: int, max_windows: int = 0,
+                 max_tracks: int = 0, process_index: int = 0, process_count: int = 1):
+  """Yields numpy batches {"audio": [B, crop_len], "track": [B] int, "valid": [B] bool}
+  of the non-overlapping windows of every track (the last batch padded), and returns
+  nothing; track indices count the tracks of the split in order."""
+  ds = builder.as_dataset(split=_host_split(split, process_index, process_count), shuffle_files=False)
+  if max_tracks:
+    ds = ds.take(max_tracks)
+  ds = ds.enumerate()
+
+  def windows(i, ex):
+    audio = ex["audio"]
+    n = tf.maximum(tf.shape(audio)[0] // crop_len, 1)
+    if max_windows:
+      n = tf.minimum(n, max_windows)
+    audio = tf.pad(audio, [[0, tf.maximum(crop_len - tf.shape(audio)[0], 0)]])
+    w = tf.reshape(audio[: n * crop_len], [n, crop_len])
+    return tf.data.Dataset.from_tensor_slices({"audio": w, "track": tf.fill([n], i)})
+
+  ds = ds.flat_map(windows).batch(batch_size).prefetch(2)
+  for b in tfds.as_numpy(ds):
+    n = len(b["track"])
+    if n < batch_size:  # fixed shapes: one compiled eval step
+      b = {"audio": np.pad(b["audio"], ((0, batch_size - n), (0, 0))),
+           "track": np.pad(b["track"], (0, batch_size - n), constant_values=-1)}
+    b["valid"] = b["track"] >= 0
+    yield b
+
+
+def track_metadata(builder, split: str, max_tracks: int = 0) -> dict:
+  """Per-track labels, ids, triplet fields and (synth_music) factors of a split, in order."""
+  ds = builder.as_dataset(split=split, shuffle_files=False, decoders={"audio": tfds.decode.SkipDecoding()})
+  if max_tracks:
+    ds = ds.take(max_tracks)
+  keys = ("tags", "track_id", "triplet")
+  ds = ds.map(lambda ex: {k: ex[k] for k in keys}, num_parallel_calls=tf.data.AUTOTUNE)
+  rows = list(tfds.as_numpy(ds))
+  return {"labels": np.stack([r["tags"] for r in rows]).astype(np.float32),
+          "track_id": [r["track_id"].decode() for r in rows],
+          "triplet": np.stack([r["triplet"] for r in rows])}

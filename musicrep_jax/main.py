@@ -1,0 +1,38 @@
+"""Entry point: `python -m musicrep_jax.main --config=configs/proxy_dis.py[:preset] --workdir=DIR`.
+
+--mode=train trains (resuming when DIR holds a checkpoint) and then evaluates;
+--mode=eval evaluates the run's checkpoint. Override any key with --config.<key>=<value>.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Model config file[:preset].", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and eval.json go.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (then evaluate) or eval only.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.WARNING)  # Orbax and TFDS are chatty at INFO
+  import jax  # pylint: disable=import-outside-toplevel
+  from musicrep_jax import run  # pylint: disable=import-outside-toplevel
+  try:
+    run.run(_CONFIG.value, _WORKDIR.value, _MODE.value)
+  except run.USER_ERRORS as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  del jax
+
+
+if __name__ == "__main__":
+  app.run(main)

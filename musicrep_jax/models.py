@@ -1,0 +1,128 @@
+"""The paper's Inception backbone and its embedding heads (flax.linen, pure-functional).
+
+Layout is NHWC with H = time frames, W = mel bands. 1x1 convolutions are dense
+layers over the channel axis and max-pooling is a max over strided slices: both
+lower to faster XLA CPU code than the generic convolution / reduce-window ops and
+are the same maths.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def max_pool(x: jax.Array, window: int, stride: int) -> jax.Array:
+  """Max over `window` x `window` patches with `stride`, 'SAME' padding; [N, H, W, C]."""
+  if window == stride:
+    n, h, w, c = x.shape
+    x = x[:, : h - h % window, : w - w % window]
+    return x.reshape(n, h // window, window, w // window, window, c).max(axis=(2, 4))
+  pad = window // 2
+  x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=-jnp.inf)
+  h_out = (x.shape[1] - window) // stride + 1
+  w_out = (x.shape[2] - window) // stride + 1
+  out = None
+  for i in range(window):
+    for j in range(window):
+      patch = x[:, i: i + stride * (h_out - 1) + 1: stride, j: j + stride * (w_out - 1) + 1: stride]
+      out = patch if out is None else jnp.maximum(out, patch)
+  return out
+
+
+class ConvBN(nn.Module):
+  """Convolution (1x1 as a dense layer), batch norm, ReLU."""
+  features: int
+  kernel: int = 1
+  stride: int = 1
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    if self.kernel == 1:
+      x = nn.Dense(self.features, use_bias=False, dtype=self.dtype)(x[:, :: self.stride, :: self.stride])
+    else:
+      x = nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride), padding="SAME",
+                  use_bias=False, dtype=self.dtype)(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
+    return nn.relu(x)
+
+
+class InceptionBlock(nn.Module):
+  """A naive Inception module with stride-2 convolutions (1x1, 3x3, 5x5, 3x3 max-pool),
+  then a dimension-reduction module (1x1; 1x1->3x3; 1x1->5x5; pool->1x1) with
+  `features` output maps."""
+  features: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    q = self.features // 4
+    x = jnp.concatenate([
+        ConvBN(q, 1, 2, self.dtype)(x, train),
+        ConvBN(q, 3, 2, self.dtype)(x, train),
+        ConvBN(q, 5, 2, self.dtype)(x, train),
+        max_pool(x, 3, 2),
+    ], axis=-1)
+    return jnp.concatenate([
+        ConvBN(q, 1, 1, self.dtype)(x, train),
+        ConvBN(q, 3, 1, self.dtype)(ConvBN(q, 1, 1, self.dtype)(x, train), train),
+        ConvBN(q, 5, 1, self.dtype)(ConvBN(q, 1, 1, self.dtype)(x, train), train),
+        ConvBN(self.features - 3 * q, 1, 1, self.dtype)(max_pool(x, 3, 1), train),
+    ], axis=-1)
+
+
+class Inception(nn.Module):
+  """Conv 5x5 + 2x2 max-pool, `blocks` Inception blocks, global mean+max pool, dense + ReLU."""
+  stem_features: int = 64
+  features: int = 256
+  blocks: int = 6
+  hidden: int = 256
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = max_pool(ConvBN(self.stem_features, 5, 1, self.dtype)(x.astype(self.dtype), train), 2, 2)
+    for _ in range(self.blocks):
+      x = InceptionBlock(self.features, self.dtype)(x, train)
+    # The paper does not say how the remaining time/frequency axes are pooled: mean and max.
+    x = jnp.concatenate([x.mean(axis=(1, 2)), x.max(axis=(1, 2))], axis=-1)
+    return nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(x))
+
+
+class MusicEncoder(nn.Module):
+  """Log-mel [N, T, F, 1] -> embedding [N, D]; also owns the per-tag weights.
+
+  head="dense": one dense layer of `embedding_dim` units (its category subspaces are
+  masks over it); head="subdense": one dense layer of `subspace_dims[s]` units per
+  category, concatenated (the paper's disentangled classifier).
+  `tag_weights` [D, T] are the proxies or classifier weights, `tag_bias` [T] is used
+  only by the vanilla classifier.
+  """
+  num_tags: int
+  subspace_dims: Sequence[int] = (64, 64, 64, 64)
+  head: str = "dense"
+  tag_weight_scale: float = 1.0  # init std x sqrt(D): 1 for unit-norm proxies
+  stem_features: int = 64
+  features: int = 256
+  blocks: int = 6
+  hidden: int = 256
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    h = Inception(self.stem_features, self.features, self.blocks, self.hidden, self.dtype, name="backbone")(x, train)
+    if self.head == "dense":
+      emb = nn.Dense(sum(self.subspace_dims), dtype=self.dtype, name="embedding")(h)
+    elif self.head == "subdense":
+      emb = jnp.concatenate([nn.Dense(d, dtype=self.dtype, name=f"subdense_{i}")(h)
+                             for i, d in enumerate(self.subspace_dims)], axis=-1)
+    else:
+      raise ValueError(f"unknown head {self.head!r}: use 'dense' or 'subdense'")
+    dim = sum(self.subspace_dims)
+    self.param("tag_weights", nn.initializers.normal(self.tag_weight_scale / dim**0.5), (dim, self.num_tags))
+    self.param("tag_bias", nn.initializers.zeros, (self.num_tags,))
+    return emb.astype(jnp.float32)

@@ -1,0 +1,30 @@
+"""Reduce-on-plateau learning rate with early stopping, as in the paper.
+
+Divide the learning rate by `factor` when the validation loss has not improved for
+`patience` epochs, at most `max_reductions` times; when it stalls again after the
+last reduction, stop. The state is a small dict so it travels in checkpoint metadata.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def init(learning_rate: float) -> dict:
+  return dict(lr=learning_rate, best=math.inf, best_epoch=-1, bad_epochs=0, reductions=0, stop=False)
+
+
+def update(state: dict, val_loss: float, epoch: int, *, factor: float, patience: int,
+           max_reductions: int) -> dict:
+  """The schedule after an epoch that ended with `val_loss` (pure: returns a new dict)."""
+  s = dict(state)
+  if val_loss < s["best"]:
+    s.update(best=val_loss, best_epoch=epoch, bad_epochs=0)
+    return s
+  s["bad_epochs"] += 1
+  if s["bad_epochs"] >= patience:
+    if s["reductions"] >= max_reductions:
+      s["stop"] = True
+    else:
+      s.update(lr=s["lr"] / factor, reductions=s["reductions"] + 1, bad_epochs=0)
+  return s
