@@ -40,7 +40,7 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.update(stem_features=8, features=16, blocks=2, hidden=32, subspace_dims=(8, 8, 8, 8))
     c.train.update(batch_size=12, max_epochs=3, steps_per_epoch=8, log_every_steps=4,
                    checkpoint_every_steps=10, shuffle_buffer=64)
-    c.eval.update(batch_size=32)
+    c.eval.update(batch_size=32, triplets_per_category=200)
   elif preset == "paper":
     c.audio.update(n_fft=1024, hop=375, n_mels=128)  # 3 s at 16 kHz -> 129 frames
     c.model.update(stem_features=64, features=256, blocks=6, hidden=256, subspace_dims=(64, 64, 64, 64))

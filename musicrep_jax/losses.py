@@ -138,7 +138,7 @@ def tag_logits(embeddings, weights, bias=None, tag_masks=None, normalize: bool =
   Returns: [N, T].
   """
   if tag_masks is None:
-    tag_masks = jnp.ones((weights.shape[1], weights.shape[0]), embeddings.dtype)
+    tag_masks = jnp.ones((weights.shape[1], weights.shape[0]), jnp.asarray(embeddings).dtype)
   logits = embeddings @ (weights * tag_masks.T)
   if normalize:
     logits = logits * jax.lax.rsqrt((embeddings**2) @ tag_masks.T + EPS)

@@ -25,13 +25,16 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.WARNING)  # Orbax and TFDS are chatty at INFO
   import jax  # pylint: disable=import-outside-toplevel
+  # XLA's CPU compilation takes seconds per convolution: keep compiled steps across runs.
+  jax.config.update("jax_compilation_cache_dir",
+                    os.environ.get("MUSICREP_JAX_CACHE", os.path.expanduser("~/.cache/musicrep_jax/xla")))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   from musicrep_jax import run  # pylint: disable=import-outside-toplevel
   try:
     run.run(_CONFIG.value, _WORKDIR.value, _MODE.value)
   except run.USER_ERRORS as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  del jax
 
 
 if __name__ == "__main__":

@@ -186,26 +186,28 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
       epoch, lr = meta["epoch"], meta["schedule"]["lr"]
       start_step = int(state["step"])
       done_in_epoch = start_step - epoch * steps_per_epoch
-      epoch_start, window_start, window_step = time.time(), time.time(), start_step
+      epoch_start = window_start = time.time()
+      step = logged_step = start_step
       data = setup.epoch_data("train", epoch, t.seed, t.batch_size).repeat()
       for b in data.skip(done_in_epoch).take(steps_per_epoch - done_in_epoch).as_numpy_iterator():
         state, metrics = setup.update_fn(state, setup.global_batch(b), jnp.float32(lr), rng)
-        window_step += 1
-        saving = window_step % t.checkpoint_every_steps == 0
-        if saving or window_step % t.log_every_steps == 0 or window_step == (epoch + 1) * steps_per_epoch:
+        step += 1
+        saving = step % t.checkpoint_every_steps == 0
+        if saving or step % t.log_every_steps == 0 or step == (epoch + 1) * steps_per_epoch:
           metrics = jax.device_get(metrics)
           if not math.isfinite(metrics["loss"]):
-            raise TrainingError(f"the loss became {metrics['loss']} at step {window_step}: the last good "
+            raise TrainingError(f"the loss became {metrics['loss']} at step {step}: the last good "
                                 "checkpoint is kept; lower config.train.learning_rate and rerun")
-          elapsed = time.time() - window_start
-          rate = (window_step - start_step) * t.batch_size / max(elapsed, 1e-9)
-          writer.write(window_step, epoch=epoch, lr=lr, examples_per_s=rate,
-                       wall_s=meta["train_time_s"] + elapsed, **{k: float(v) for k, v in metrics.items()})
-          bar.update(window_step, float(metrics["loss"]), rate, epoch)
+          now = time.time()
+          rate = (step - logged_step) * t.batch_size / max(now - window_start, 1e-9)
+          window_start, logged_step = now, step
+          writer.write(step, epoch=epoch, lr=lr, examples_per_s=rate,
+                       wall_s=meta["train_time_s"] + now - epoch_start, **{k: float(v) for k, v in metrics.items()})
+          bar.update(step, float(metrics["loss"]), rate, epoch)
         if stop["signal"] is not None:
           raise Preempted()
         if saving:
-          ckpt.save(window_step, state, {**meta, "train_time_s": meta["train_time_s"] + time.time() - epoch_start})
+          ckpt.save(step, state, {**meta, "train_time_s": meta["train_time_s"] + time.time() - epoch_start})
       bar.newline()
       val = validation_loss(setup, state, t.seed)
       if not math.isfinite(val):

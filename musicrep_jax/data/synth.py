@@ -365,10 +365,24 @@ def default_soundfont() -> str:
 
 
 @functools.lru_cache(maxsize=4)
+def _soundfont_bytes(soundfont: str) -> bytes:
+  with open(soundfont, "rb") as f:
+    return f.read()
+
+
 def _synth(soundfont: str, sample_rate: int):
-  import tinysoundfont  # pylint: disable=import-outside-toplevel
+  """A fresh synthesizer: voices released by a previous track would leak into the next
+  one and break determinism (loading from cached bytes costs about 20 ms)."""
+  try:
+    import tinysoundfont  # pylint: disable=import-outside-toplevel
+  except ImportError as e:
+    raise ImportError("synth_music renders with tinysoundfont: `pip install --no-deps tinysoundfont` "
+                      "(its pyaudio requirement is for live playback only)") from e
   synth = tinysoundfont.Synth(samplerate=sample_rate, gain=-6.0)
-  sfid = synth.sfload(soundfont)
+  try:
+    sfid = synth.sfload(_soundfont_bytes(soundfont))
+  except Exception as e:
+    raise ValueError(f"{soundfont} is not a readable SF2/SF3 soundfont ({e})") from e
   return synth, sfid
 
 
@@ -376,8 +390,6 @@ def render_notes(notes: list[Note], programs: Sequence[int], duration: float,
                  sample_rate: int, soundfont: str) -> np.ndarray:
   """Mono float32 audio of the note events, rendered with tinysoundfont."""
   synth, sfid = _synth(soundfont, sample_rate)
-  synth.notes_off()
-  synth.sounds_off()
   for ch, program in enumerate(programs):
     if program >= 0:
       synth.program_select(ch, sfid, 0, program)
@@ -401,7 +413,6 @@ def render_notes(notes: list[Note], programs: Sequence[int], duration: float,
       synth.noteoff(ch, key)
   if pos < total:
     out[pos:] = np.frombuffer(synth.generate(total - pos), np.float32).reshape(-1, 2)
-  synth.notes_off()
   return out.mean(axis=1)
 
 
@@ -426,7 +437,8 @@ def produce(audio: np.ndarray, spec: TrackSpec, sample_rate: int) -> np.ndarray:
     env = np.sqrt(signal.sosfilt(signal.butter(1, 10 / nyquist, output="sos"), x**2)) + 1e-4
     gain = (env / env.max()) ** (-0.6 * spec.compress)
     x = np.tanh(2.0 * spec.compress * x * gain / np.max(np.abs(x * gain)) + (1 - spec.compress) * x)
-  x = x + 10 ** (spec.noise_db / 20) * rng.standard_normal(len(x))
+  # Hiss through the same band limits: the medium's noise does not extend its bandwidth.
+  x = x + 10 ** (spec.noise_db / 20) * signal.sosfilt(sos, rng.standard_normal(len(x)))
   peak = {"1950s": 0.5, "1970s": 0.6, "1990s": 0.8, "2010s": 0.95}[spec.era]
   return (peak * x / (np.max(np.abs(x)) + 1e-9)).astype(np.float32)
 

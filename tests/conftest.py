@@ -1,0 +1,53 @@
+"""Shared fixtures: one smoke build of synth_music for the whole session (all xdist workers)."""
+
+import fcntl
+import os
+import subprocess
+import sys
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def shared_dir(tmp_path_factory, name):
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent  # shared by the workers of this session
+  path = root / name
+  path.mkdir(exist_ok=True)
+  return path
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+  """A data_dir holding synth_music:smoke, built once per session under a file lock."""
+  path = shared_dir(tmp_path_factory, "tfds")
+  with open(path / ".lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    from musicrep_jax.data import registry  # pylint: disable=import-outside-toplevel
+    registry.load("synth_music:smoke", str(path))
+  return str(path)
+
+
+@pytest.fixture(scope="session")
+def smoke_builder(data_dir):
+  from musicrep_jax.data import registry  # pylint: disable=import-outside-toplevel
+  return registry.load("synth_music:smoke", data_dir, build=False)
+
+
+def run_python(*args, env=None, timeout=600, check=True):
+  """Runs `python args` in the repo; returns the CompletedProcess."""
+  full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+  proc = subprocess.run([sys.executable, *args], cwd=REPO, env=full_env,
+                        capture_output=True, text=True, timeout=timeout)
+  if check and proc.returncode != 0:
+    raise AssertionError(f"python {' '.join(args)[:300]} failed ({proc.returncode}):\n"
+                         f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+  return proc
+
+
+def run_module(module, *args, **kwargs):
+  """Runs `python -m module args` in the repo."""
+  return run_python("-m", module, *args, **kwargs)

@@ -1,0 +1,138 @@
+"""Each loss against a numpy reference written from its formula; finite gradients at degenerate inputs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from musicrep_jax import losses
+
+RNG = np.random.default_rng(0)
+
+
+def np_cos(a, b):
+  return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+def np_sigmoid_bce(z, y):
+  p = 1 / (1 + np.exp(-z))
+  return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def test_subspace_masks_are_disjoint_blocks():
+  m = losses.subspace_masks((2, 3, 1, 2))
+  assert m.shape == (4, 8)
+  np.testing.assert_array_equal(m.sum(0), np.ones(8))
+  np.testing.assert_array_equal(m[1], [0, 0, 1, 1, 1, 0, 0, 0])
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_triplet_loss_matches_numpy(masked):
+  a, p, n = (RNG.normal(size=(6, 8)) for _ in range(3))
+  mask = losses.subspace_masks((2, 2, 2, 2))[RNG.integers(0, 4, 6)] if masked else np.ones((6, 8))
+  ref = np.maximum(0, np_cos(a * mask, n * mask) - np_cos(a * mask, p * mask) + 0.1)
+  ours = losses.triplet_loss(a, p, n, 0.1, mask if masked else None)
+  np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def test_label_triplet_sampling_respects_labels():
+  labels = (RNG.random((32, 10)) < 0.3).astype(np.float32)
+  pos, neg, tag, valid = map(np.asarray, losses.sample_label_triplets(jax.random.key(3), jnp.asarray(labels)))
+  for i in np.flatnonzero(valid):
+    assert labels[i, tag[i]] == 1 and labels[pos[i], tag[i]] == 1 and pos[i] != i
+    assert labels[neg[i], tag[i]] == 0
+  counts = labels.sum(0)
+  usable = (labels > 0) & (counts > 1) & (counts < 32)
+  np.testing.assert_array_equal(valid, usable.any(1))
+
+
+def test_label_triplet_loss_in_tag_subspace_matches_numpy():
+  emb = RNG.normal(size=(16, 8)).astype(np.float32)
+  labels = (RNG.random((16, 6)) < 0.4).astype(np.float32)
+  tag_masks = losses.subspace_masks((2, 2, 2, 2))[[0, 0, 1, 2, 3, 3]]
+  key = jax.random.key(7)
+  loss, valid = map(np.asarray, losses.label_triplet_loss(key, emb, labels, tag_masks, 0.1))
+  pos, neg, tag, _ = map(np.asarray, losses.sample_label_triplets(key, jnp.asarray(labels)))
+  m = tag_masks[tag]
+  ref = np.maximum(0, np_cos(emb * m, emb[neg] * m) - np_cos(emb * m, emb[pos] * m) + 0.1)
+  np.testing.assert_allclose(loss[valid], ref[valid], atol=1e-5)
+  assert np.all(loss[~valid] == 0)
+
+
+def test_batch_hard_matches_brute_force():
+  emb = RNG.normal(size=(10, 8)).astype(np.float32)
+  labels = (RNG.random((10, 6)) < 0.35).astype(np.float32)
+  tag_cat = np.array([0, 0, 1, 2, 3, 3])
+  masks = losses.subspace_masks((2, 2, 2, 2))
+  loss, valid = map(np.asarray, losses.batch_hard_triplet_loss(emb, labels, tag_cat, masks, 0.1))
+  for s in range(4):
+    ls = labels[:, tag_cat == s] > 0
+    for i in range(10):
+      pos = [j for j in range(10) if j != i and (ls[i] & ls[j]).any()]
+      neg = [j for j in range(10) if not (ls[i] & ls[j]).any() and ls[j].any()]
+      assert valid[i, s] == bool(pos and neg)
+      if pos and neg:
+        cos = lambda j: np_cos(emb[i] * masks[s], emb[j] * masks[s])
+        ref = max(0.0, max(cos(j) for j in neg) - min(cos(j) for j in pos) + 0.1)
+        np.testing.assert_allclose(loss[i, s], ref, atol=1e-5)
+
+
+def test_track_triplet_negative_is_another_track():
+  a, p = RNG.normal(size=(5, 4)), RNG.normal(size=(5, 4))
+  key = jax.random.key(1)
+  shift = int(jax.random.randint(key, (), 1, 5))
+  ref = np.maximum(0, np_cos(a, np.roll(p, shift, 0)) - np_cos(a, p) + 0.1)
+  np.testing.assert_allclose(losses.track_triplet_loss(key, a, p, 0.1), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_proxy_bce_matches_numpy(masked):
+  emb, w = RNG.normal(size=(4, 8)), RNG.normal(size=(8, 5))
+  y = (RNG.random((4, 5)) < 0.5).astype(np.float32)
+  tag_masks = losses.subspace_masks((2, 2, 2, 2))[[0, 1, 1, 2, 3]] if masked else np.ones((5, 8))
+  z = np.zeros((4, 5))
+  for t in range(5):
+    e = emb * tag_masks[t]
+    z[:, t] = (e / np.linalg.norm(e, axis=-1, keepdims=True)) @ (w[:, t] * tag_masks[t])
+  ref = np_sigmoid_bce(z, y).sum(-1)
+  np.testing.assert_allclose(losses.proxy_bce_loss(emb, w, y, tag_masks if masked else None), ref, rtol=1e-5)
+
+
+def test_vanilla_bce_matches_numpy():
+  emb, w, b = RNG.normal(size=(4, 8)), RNG.normal(size=(8, 5)) * 0.3, RNG.normal(size=5)
+  y = (RNG.random((4, 5)) < 0.5).astype(np.float32)
+  ref = np_sigmoid_bce(emb @ w + b, y).sum(-1)
+  np.testing.assert_allclose(losses.vanilla_bce_loss(emb, w, b, y), ref, rtol=1e-5)
+
+
+DEGENERATE = {
+    "identical": np.ones((6, 8), np.float32),
+    "zeros": np.zeros((6, 8), np.float32),
+}
+
+
+@pytest.mark.parametrize("case", list(DEGENERATE))
+def test_gradients_finite_at_degenerate_inputs(case):
+  emb = jnp.asarray(DEGENERATE[case])
+  masks = jnp.asarray(losses.subspace_masks((2, 2, 2, 2)))
+  labels_none = jnp.ones((6, 4))  # every example has every tag: no valid triplet
+  labels = jnp.asarray((RNG.random((6, 4)) < 0.5).astype(np.float32))
+  tag_cat = np.array([0, 1, 2, 3])
+  w = jnp.asarray(RNG.normal(size=(8, 4)), jnp.float32)
+  fns = [
+      lambda e: losses.triplet_loss(e, e, e, 0.1).sum(),
+      lambda e: losses.triplet_loss(e, e, e, 0.1, masks[0]).sum(),
+      lambda e: losses.label_triplet_loss(jax.random.key(0), e, labels, masks[tag_cat], 0.1)[0].sum(),
+      lambda e: losses.label_triplet_loss(jax.random.key(0), e, labels_none, masks[tag_cat], 0.1)[0].sum(),
+      lambda e: losses.batch_hard_triplet_loss(e, labels, tag_cat, masks, 0.1)[0].sum(),
+      lambda e: losses.batch_hard_triplet_loss(e, labels_none, tag_cat, masks, 0.1)[0].sum(),
+      lambda e: losses.track_triplet_loss(jax.random.key(0), e, e, 0.1).sum(),
+      lambda e: losses.proxy_bce_loss(e, w, labels).sum(),
+      lambda e: losses.proxy_bce_loss(e, w, labels, masks[tag_cat]).sum(),
+      lambda e: losses.vanilla_bce_loss(e, w, jnp.zeros(4), labels).sum(),
+  ]
+  for i, f in enumerate(fns):
+    value, grad = jax.value_and_grad(f)(emb)
+    assert np.isfinite(value), i
+    assert np.all(np.isfinite(grad)), i
+  assert float(losses.label_triplet_loss(jax.random.key(0), emb, labels_none, masks[tag_cat])[1].sum()) == 0

@@ -1,0 +1,109 @@
+"""End-to-end training of every config (smoke preset), resume, sharding and bad input."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import run_module, run_python
+
+CONFIGS = ["triplet", "triplet_dis", "triplet_dis_track", "proxy", "proxy_dis", "class_vanilla", "class", "class_dis"]
+
+
+def main_args(config, workdir, data_dir, *extra):
+  return ("--config=configs/" + config, f"--workdir={workdir}", f"--config.data_dir={data_dir}", *extra)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_config_trains_checkpoints_evaluates_and_resumes(config, data_dir, tmp_path):
+  workdir = tmp_path / config
+  first = run_module("musicrep_jax.main", *main_args(config + ".py:smoke", workdir, data_dir))
+  assert "epoch 2: val loss" in first.stdout
+  for name in ("config.json", "metrics.jsonl", "eval.json", "train_summary.json"):
+    assert (workdir / name).exists(), name
+  assert os.listdir(workdir / "checkpoints") and os.listdir(workdir / "best")
+  assert list((workdir / "tensorboard").glob("events.out.tfevents*"))
+  lines = [json.loads(l) for l in open(workdir / "metrics.jsonl")]
+  steps = [l for l in lines if "loss" in l]
+  assert steps[-1]["step"] == 24 and all(np.isfinite(l["loss"]) for l in steps)
+  assert {"step", "loss", "lr", "examples_per_s", "wall_s"} <= set(steps[0])
+  result = json.load(open(workdir / "eval.json"))
+  assert 0.0 <= result["roc_auc"] <= 1.0 and set(result["recall_at_k"]) == {"1", "2", "4", "8"}
+  # Rerunning the same command resumes: no step is trained again.
+  second = run_module("musicrep_jax.main", *main_args(config + ".py:smoke", workdir, data_dir))
+  assert "resuming from step 24" in second.stdout
+  assert len([l for l in map(json.loads, open(workdir / "metrics.jsonl")) if "loss" in l]) == len(steps)
+
+
+def test_eval_mode_and_more_epochs_continue_the_schedule(data_dir, tmp_path):
+  workdir = tmp_path / "proxy"
+  run_module("musicrep_jax.main", *main_args("proxy.py:smoke", workdir, data_dir))
+  ev = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", workdir, data_dir, "--mode=eval"))
+  assert "evaluating the best checkpoint" in ev.stdout
+  more = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", workdir, data_dir, "--config.train.max_epochs=4"))
+  assert "resuming from step 24 (epoch 3)" in more.stdout and "epoch 3: val loss" in more.stdout
+  summary = json.load(open(workdir / "train_summary.json"))
+  assert summary["epoch"] == 4 and len(summary["epoch_times"]) == 4
+
+
+STEP_SCRIPT = """
+import sys, numpy as np, jax, jax.numpy as jnp
+from musicrep_jax import train
+import importlib.util
+spec = importlib.util.spec_from_file_location("c", "configs/{config}.py"); m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+config = m.get_config("smoke"); config.data_dir = "{data_dir}"; config.train.batch_size = 16
+setup = train.Setup(config, train.load_dataset(config))
+state = jax.device_put(setup.init_state(0), setup.replicated)
+rng = np.random.default_rng(0)
+batch = {{"audio": rng.integers(-8000, 8000, (16, setup.crops, setup.crop_len)).astype(np.int16),
+         "labels": (rng.random((16, len(setup.tag_names))) < 0.3).astype(np.float32)}}
+for _ in range(2):
+  state, metrics = setup.update_fn(state, setup.global_batch(batch), jnp.float32(0.005), jax.random.key(0))
+leaves = jax.tree_util.tree_leaves(jax.device_get(state["params"]))
+np.savez("{out}", *leaves, loss=np.asarray(metrics["loss"]), devices=jax.device_count())
+"""
+
+
+@pytest.mark.parametrize("config", ["proxy_dis", "triplet_dis_track"])
+def test_eight_devices_match_one_device(config, data_dir, tmp_path):
+  outs = {}
+  for n in (1, 8):
+    out = tmp_path / f"{n}.npz"
+    run_python("-c", STEP_SCRIPT.format(config=config, data_dir=data_dir, out=out),
+               env={"XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"})
+    outs[n] = np.load(out)
+  assert int(outs[8]["devices"]) == 8 and int(outs[1]["devices"]) == 1
+  # Tolerance: float32 reductions summed in a different order across 8 shards.
+  np.testing.assert_allclose(outs[8]["loss"], outs[1]["loss"], rtol=1e-4)
+  for k in outs[1].files:
+    if k.startswith("arr_"):
+      np.testing.assert_allclose(outs[8][k], outs[1][k], rtol=1e-3, atol=1e-5, err_msg=k)
+
+
+def test_bad_configuration_fails_fast_with_one_sentence(data_dir, tmp_path):
+  out = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", tmp_path / "a", data_dir, "--config.train.nope=1"), check=False)
+  assert out.returncode != 0 and "nope" in out.stderr
+  out = run_module("musicrep_jax.main", *main_args("proxy.py:huge", tmp_path / "b", data_dir), check=False)
+  assert out.returncode != 0 and "unknown preset 'huge'" in out.stderr
+  out = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", tmp_path / "c", data_dir),
+                   env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}, check=False)
+  assert out.returncode == 2 and "not divisible by the 8 devices" in out.stderr
+  out = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", tmp_path / "d", data_dir,
+                                                   "--config.model.subspace_dims=(8,8,8)"), check=False)
+  assert out.returncode == 2 and "subspace_dims" in out.stderr
+  out = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", tmp_path / "e", data_dir,
+                                                   "--config.dataset=nosuch"), check=False)
+  assert out.returncode == 2 and "unknown dataset 'nosuch'" in out.stderr
+
+
+def test_other_model_in_workdir_and_non_finite_loss_keep_checkpoints(data_dir, tmp_path):
+  workdir = tmp_path / "run"
+  run_module("musicrep_jax.main", *main_args("proxy.py:smoke", workdir, data_dir))
+  before = sorted(os.listdir(workdir / "checkpoints"))
+  out = run_module("musicrep_jax.main", *main_args("triplet.py:smoke", workdir, data_dir), check=False)
+  assert out.returncode == 2 and "different model" in out.stderr
+  out = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", workdir, data_dir, "--config.train.max_epochs=5",
+                                                   "--config.train.learning_rate=1e30"), check=False)
+  assert out.returncode == 2 and "the loss became" in out.stderr, out.stderr[-2000:]
+  assert sorted(os.listdir(workdir / "checkpoints")) == before
