@@ -26,7 +26,7 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
   c.audio = dict(crop_seconds=3.0, n_fft=1024, hop=500, n_mels=64)
   c.model = dict(stem_features=32, features=64, blocks=4, hidden=128, subspace_dims=(32, 32, 32, 32),
                  head="dense", tag_weight_scale=1.0, dtype="float32")
-  c.loss = dict(name="proxy", disentangled=False, margin=0.1, track_weight=0.0)
+  c.loss = dict(name="proxy", disentangled=False, margin=0.1, track_weight=0.0, temperature=0.11)
   c.train = dict(batch_size=32, learning_rate=0.005, max_epochs=12, steps_per_epoch=0,
                  plateau_factor=5.0, plateau_patience=2, max_reductions=2, seed=0,
                  log_every_steps=10, checkpoint_every_steps=200, shuffle_buffer=512,

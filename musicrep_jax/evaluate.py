@@ -24,7 +24,7 @@ class Embeddings:
   first two window embeddings of each track (for track triplets)."""
 
   def __init__(self, setup, state, split: str, max_tracks: int = 0):
-    embed = jax.jit(lambda s, a: setup.embed(s["params"], s["batch_stats"], a))
+    embed = setup.embed_fn
     sums, counts, firsts = {}, {}, {}
     for b in input_pipeline.eval_windows(setup.builder, split, crop_len=setup.crop_len,
                                          batch_size=setup.config.eval.batch_size, max_tracks=max_tracks):
@@ -136,10 +136,15 @@ def human_triplets(path: str, test: Embeddings, min_agreement: float = 0.9) -> d
           "human_triplets_used": len(rows), "human_triplets_unknown_ids": unknown}
 
 
-def evaluate(setup, state, meta: dict) -> dict:
-  """All tasks; the dict written to workdir/eval.json."""
+def evaluate(setup, state, meta: dict, save_embeddings: str | None = None) -> dict:
+  """All tasks; the dict written to workdir/eval.json. With `save_embeddings`, the test
+  split's song embeddings and labels go to that .npz (for plots and search)."""
   cfg = setup.config.eval
   test = Embeddings(setup, state, "test", cfg.max_tracks)
+  if save_embeddings:
+    dims = np.repeat(np.arange(len(CATS)), setup.config.model.subspace_dims)
+    np.savez(save_embeddings, embeddings=test.song, labels=test.labels, track_id=np.array(test.track_id),
+             tag_category=setup.tag_category, dims=dims, disentangled=bool(setup.config.loss.disentangled))
   out = {**training_time(meta), "val_loss_best": meta["schedule"]["best"] if meta.get("schedule") else None}
   out.update(retrieval(test))
   train = (Embeddings(setup, state, "train", cfg.prototype_tracks)

@@ -164,3 +164,32 @@ def proxy_bce_loss(embeddings, proxies, labels, tag_masks=None):
 def vanilla_bce_loss(embeddings, weights, bias, labels):
   """Vanilla classification: sum_y BCE(sigmoid(f(x) . w_y + b_y), y(x)); [N] per example."""
   return multilabel_bce(tag_logits(embeddings, weights, bias, None, normalize=False), labels)
+
+
+def proxy_nca_loss(embeddings, proxies, labels, tag_category=None, temperature: float = 0.11, tag_masks=None):
+  """Proxy-NCA for multi-label data, averaged over each example's positive tags y:
+
+    -log( exp(-d(x, p_y) / T) / sum_{z not a tag of x} exp(-d(x, p_z) / T) ),
+    d(x, p) = || x/||x|| - p/||p|| ||^2.
+
+  Disentangled (tag_masks [T, D] and tag_category [T] given): x and p_y are taken in the
+  subspace of y's category and the negatives z are restricted to that category's tags.
+  A positive without any negative is excluded (no NaN) and reported as not valid.
+  Args: embeddings: [N, D]; proxies: [D, T]; labels: [N, T].
+  Returns: ([N] loss, [N] number of valid positives).
+  """
+  t = proxies.shape[1]
+  if tag_masks is None:
+    tag_masks = jnp.ones((t, proxies.shape[0]), jnp.asarray(embeddings).dtype)
+  cos = tag_logits(embeddings, l2_normalize(proxies * tag_masks.T, axis=0), None, tag_masks, normalize=True)
+  logits = -(2.0 - 2.0 * cos) / temperature  # [N, T]
+  labels = labels.astype(bool)
+  same_group = (jnp.ones((t, t), bool) if tag_category is None
+                else jnp.asarray(tag_category)[:, None] == jnp.asarray(tag_category)[None, :])  # [T(y), T(z)]
+  negatives = (~labels)[:, None, :] & same_group[None]  # [N, y, z]
+  # A large finite filler, not -inf: logsumexp of all -inf has a NaN gradient.
+  lse = jax.nn.logsumexp(jnp.where(negatives, logits[:, None, :], -1e9), axis=-1)  # [N, y]
+  valid = labels & negatives.any(-1)
+  per_positive = jnp.where(valid, jnp.where(valid, lse, 0.0) - logits, 0.0)
+  count = valid.sum(-1)
+  return per_positive.sum(-1) / jnp.maximum(count, 1), count

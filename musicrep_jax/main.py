@@ -17,6 +17,11 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Model config file[:preset].", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and eval.json go.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (then evaluate) or eval only.")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Multi-process run: jax.distributed.initialize() "
+                                  "(auto-detected on Cloud TPU; elsewhere give the three flags below).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-process).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -29,6 +34,9 @@ def main(argv):
   jax.config.update("jax_compilation_cache_dir",
                     os.environ.get("MUSICREP_JAX_CACHE", os.path.expanduser("~/.cache/musicrep_jax/xla")))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+  if _DISTRIBUTED.value or _COORDINATOR.value:
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
+                               process_id=_PROCESS_ID.value)
   from musicrep_jax import run  # pylint: disable=import-outside-toplevel
   try:
     run.run(_CONFIG.value, _WORKDIR.value, _MODE.value)

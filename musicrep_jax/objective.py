@@ -2,8 +2,10 @@
 
 config.loss.name:
   "triplet"       label-conditioned triplets (paper rows 1-3),
-  "triplet_bh"    batch-hard triplets per category,
+  "triplet_bh"    batch-hard triplets: over the whole batch (positives share any tag), or
+                  per category subspace when disentangled,
   "proxy"         proxy / normalised classification (rows 4, 5, 7, 8),
+  "proxy_nca"     Proxy-NCA for multi-label data (temperature config.loss.temperature),
   "vanilla"       vanilla classification (row 6).
 config.loss.disentangled puts each tag's loss in its category's subspace;
 config.loss.track_weight > 0 adds the track-triplet regulariser (row 3).
@@ -17,7 +19,7 @@ import numpy as np
 
 from musicrep_jax import losses
 
-NAMES = ("triplet", "triplet_bh", "proxy", "vanilla")
+NAMES = ("triplet", "triplet_bh", "proxy", "proxy_nca", "vanilla")
 
 
 def crops_per_track(loss_config) -> int:
@@ -56,10 +58,22 @@ class Objective:
       loss = per.sum() / jnp.maximum(valid.sum(), 1)
       aux["valid_triplets"] = valid.mean()
     elif cfg.name == "triplet_bh":
-      per, valid = losses.batch_hard_triplet_loss(first, labels, self.tag_category,
-                                                  jnp.asarray(self.space_masks), cfg.margin)
+      if cfg.disentangled:
+        per, valid = losses.batch_hard_triplet_loss(first, labels, self.tag_category,
+                                                    jnp.asarray(self.category_masks), cfg.margin)
+      else:  # one group holding every tag, in the complete space
+        per, valid = losses.batch_hard_triplet_loss(first, labels, np.zeros_like(self.tag_category),
+                                                    jnp.ones((1, self.category_masks.shape[1])), cfg.margin)
       loss = per.sum() / jnp.maximum(valid.sum(), 1)
       aux["valid_triplets"] = valid.mean()
+    elif cfg.name == "proxy_nca":
+      if cfg.disentangled:
+        per, count = losses.proxy_nca_loss(first, tag_weights, labels, self.tag_category, cfg.temperature,
+                                           jnp.asarray(self.tag_masks))
+      else:
+        per, count = losses.proxy_nca_loss(first, tag_weights, labels, None, cfg.temperature)
+      loss = per.sum() / jnp.maximum((count > 0).sum(), 1)
+      aux["valid_examples"] = (count > 0).mean()
     elif cfg.name == "proxy":
       masks = jnp.asarray(self.tag_masks) if cfg.disentangled else None
       loss = losses.proxy_bce_loss(first, tag_weights, labels, masks).mean()
@@ -79,7 +93,10 @@ class Objective:
     if self.cfg.name.startswith("triplet"):
       return losses.tag_logits(embeddings, losses.l2_normalize(prototypes * self.tag_masks, -1).T,
                                None, jnp.asarray(self.tag_masks), normalize=True)
+    masks = jnp.asarray(self.tag_masks) if self.cfg.disentangled else None
     if self.cfg.name == "proxy":
-      return losses.tag_logits(embeddings, tag_weights, None,
-                               jnp.asarray(self.tag_masks) if self.cfg.disentangled else None, normalize=True)
+      return losses.tag_logits(embeddings, tag_weights, None, masks, normalize=True)
+    if self.cfg.name == "proxy_nca":  # cosine to the normalised proxy, in the tag's subspace
+      return losses.tag_logits(embeddings, losses.l2_normalize(tag_weights * jnp.asarray(self.tag_masks).T, axis=0),
+                               None, masks, normalize=True)
     return losses.tag_logits(embeddings, tag_weights, tag_bias, None, normalize=False)

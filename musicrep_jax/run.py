@@ -35,7 +35,7 @@ def run(config, workdir: str, mode: str = "train") -> dict:
     train.train(config, workdir, setup)
   state, meta = restore_for_eval(setup, workdir)
   progress.log(f"evaluating the {config.eval.checkpoint} checkpoint (step {int(state['step'])})", lead)
-  results = evaluate.evaluate(setup, state, meta)
+  results = evaluate.evaluate(setup, state, meta, os.path.join(workdir, "test_embeddings.npz") if lead else None)
   if lead:
     with open(os.path.join(workdir, "eval.json"), "w") as f:
       json.dump(results, f, indent=1)
@@ -53,8 +53,7 @@ def restore_for_eval(setup, workdir: str):
     if meta.get("identity") != train.model_identity(setup.config):
       raise checkpointing.CheckpointError(f"{workdir} holds a checkpoint of a different model: "
                                           "evaluate it with the config it was trained with")
-    state = setup.init_state(0)
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=setup.replicated), state)
+    abstract = setup.abstract_state()
     restored = ckpt.restore(abstract, which) or ckpt.restore(abstract, "latest")
     state, _ = restored
     # The training-time figures come from the newest checkpoint, the weights from `which`.

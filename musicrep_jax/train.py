@@ -56,12 +56,20 @@ class Setup:
     self.data_sharded = NamedSharding(self.mesh, P("data"))
     self.tx = optax.scale_by_adam()
 
-  def init_state(self, seed: int) -> dict:
-    x = jnp.zeros((2, self.crop_len), jnp.int16)
-    variables = self.model.init(jax.random.key(seed), self.log_mel(x), train=False)
+  def _init(self, rng) -> dict:
+    variables = self.model.init(rng, self.log_mel(jnp.zeros((2, self.crop_len), jnp.int16)), train=False)
     params = variables["params"]
     return {"step": jnp.zeros((), jnp.int32), "params": params, "batch_stats": variables["batch_stats"],
             "opt_state": self.tx.init(params)}
+
+  def init_state(self, seed: int) -> dict:
+    """A fresh train state, replicated over the mesh (one compiled program, not op by op)."""
+    return jax.jit(self._init, out_shardings=self.replicated)(jax.random.key(seed))
+
+  def abstract_state(self) -> dict:
+    """Shapes, dtypes and shardings of the train state, computed without running anything."""
+    shapes = jax.eval_shape(self._init, jax.random.key(0))
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated), shapes)
 
   def embed(self, params, batch_stats, audio, train=False):
     """int16 audio [N, L] -> embeddings [N, D] (and new batch stats when training)."""
@@ -99,6 +107,11 @@ class Setup:
   def eval_loss_fn(self):
     return jax.jit(lambda s, b, rng: self.loss(s["params"], s["batch_stats"], b, rng, False)[0],
                    in_shardings=(self.replicated, self.data_sharded, None))
+
+  @functools.cached_property
+  def embed_fn(self):
+    """jitted (state, int16 audio [N, L]) -> embeddings [N, D] for evaluation."""
+    return jax.jit(lambda s, audio: self.embed(s["params"], s["batch_stats"], audio))
 
   def global_batch(self, host_batch: dict) -> dict:
     return {k: jax.make_array_from_process_local_data(self.data_sharded, v) for k, v in host_batch.items()}
@@ -162,7 +175,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
   t = config.train
   ckpt = checkpointing.Checkpoints(workdir)
   identity = model_identity(config)
-  state = setup.init_state(t.seed)
   meta = {"epoch": 0, "schedule": schedule.init(t.learning_rate), "identity": identity,
           "train_time_s": 0.0, "epoch_times": []}
   restored_meta = ckpt.read_meta()
@@ -170,10 +182,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
     if restored_meta.get("identity") != identity:
       raise TrainingError(f"{workdir} holds a checkpoint of a different model "
                           f"({restored_meta.get('identity', {}).get('loss')}): use a new --workdir")
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=setup.replicated), state)
-    state, meta = ckpt.restore(abstract)
+    state, meta = ckpt.restore(setup.abstract_state())
     progress.log(f"resuming from step {int(state['step'])} (epoch {meta['epoch']})", lead)
-  state = jax.device_put(state, setup.replicated)
+  else:
+    state = setup.init_state(t.seed)
   n_train = builder.info.splits["train"].num_examples
   steps_per_epoch = t.steps_per_epoch or n_train // t.batch_size
   writer = progress.MetricWriter(workdir, lead)

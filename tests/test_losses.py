@@ -136,3 +136,34 @@ def test_gradients_finite_at_degenerate_inputs(case):
     assert np.isfinite(value), i
     assert np.all(np.isfinite(grad)), i
   assert float(losses.label_triplet_loss(jax.random.key(0), emb, labels_none, masks[tag_cat])[1].sum()) == 0
+
+
+@pytest.mark.parametrize("disentangled", [False, True])
+def test_proxy_nca_matches_numpy(disentangled):
+  emb, p = RNG.normal(size=(5, 8)), RNG.normal(size=(8, 6))
+  y = (RNG.random((5, 6)) < 0.4).astype(np.float32)
+  y[0, :2] = 1  # example 0 has every tag of category 0: those positives have no negative
+  cat = np.array([0, 0, 1, 1, 2, 3])
+  masks = losses.subspace_masks((2, 2, 2, 2))[cat] if disentangled else np.ones((6, 8))
+  T = 0.2
+  ref, ref_count = np.zeros(5), np.zeros(5, int)
+  for n in range(5):
+    terms = []
+    for yy in np.flatnonzero(y[n]):
+      def d(z):
+        a = emb[n] * masks[yy]
+        b = p[:, z] * masks[yy]
+        return np.sum((a / np.linalg.norm(a) - b / np.linalg.norm(b)) ** 2)
+      negs = [z for z in range(6) if not y[n, z] and (not disentangled or cat[z] == cat[yy])]
+      if not negs:
+        continue
+      terms.append(-np.log(np.exp(-d(yy) / T) / sum(np.exp(-d(z) / T) for z in negs)))
+    ref[n] = np.mean(terms) if terms else 0.0
+    ref_count[n] = len(terms)
+  loss, count = losses.proxy_nca_loss(emb, p, y, cat if disentangled else None, T, masks if disentangled else None)
+  np.testing.assert_allclose(loss, ref, rtol=1e-4, atol=1e-5)
+  np.testing.assert_array_equal(count, ref_count)
+  if disentangled:
+    assert ref_count[0] <= y[0].sum() - 2  # the two category-0 positives were excluded
+  grad = jax.grad(lambda e: losses.proxy_nca_loss(e, p, np.ones((5, 6)), cat, T, masks)[0].sum())(jnp.asarray(emb))
+  assert np.all(np.isfinite(grad))

@@ -9,6 +9,7 @@ import pytest
 from conftest import run_module, run_python
 
 CONFIGS = ["triplet", "triplet_dis", "triplet_dis_track", "proxy", "proxy_dis", "class_vanilla", "class", "class_dis"]
+EXTENDED = ["proxy_nca", "proxy_nca_dis", "triplet_bh", "triplet_bh_dis"]
 
 
 def main_args(config, workdir, data_dir, *extra):
@@ -36,6 +37,15 @@ def test_config_trains_checkpoints_evaluates_and_resumes(config, data_dir, tmp_p
   assert len([l for l in map(json.loads, open(workdir / "metrics.jsonl")) if "loss" in l]) == len(steps)
 
 
+@pytest.mark.parametrize("config", EXTENDED)
+def test_extended_config_trains(config, data_dir, tmp_path):
+  run_module("musicrep_jax.main", *main_args(config + ".py:smoke", tmp_path, data_dir))
+  result = json.load(open(tmp_path / "eval.json"))
+  assert 0.0 <= result["roc_auc"] <= 1.0
+  losses = [json.loads(l)["loss"] for l in open(tmp_path / "metrics.jsonl") if '"loss"' in l]
+  assert len(losses) >= 6 and all(np.isfinite(losses))
+
+
 def test_eval_mode_and_more_epochs_continue_the_schedule(data_dir, tmp_path):
   workdir = tmp_path / "proxy"
   run_module("musicrep_jax.main", *main_args("proxy.py:smoke", workdir, data_dir))
@@ -54,7 +64,7 @@ import importlib.util
 spec = importlib.util.spec_from_file_location("c", "configs/{config}.py"); m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
 config = m.get_config("smoke"); config.data_dir = "{data_dir}"; config.train.batch_size = 16
 setup = train.Setup(config, train.load_dataset(config))
-state = jax.device_put(setup.init_state(0), setup.replicated)
+state = setup.init_state(0)
 rng = np.random.default_rng(0)
 batch = {{"audio": rng.integers(-8000, 8000, (16, setup.crops, setup.crop_len)).astype(np.int16),
          "labels": (rng.random((16, len(setup.tag_names))) < 0.3).astype(np.float32)}}

@@ -153,11 +153,11 @@ class AudioTagCorpus(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         continue
       yield r.track_id, dict(audio=x, track_id=r.track_id, triplet=features.NO_TRIPLET,
                              **features.encode_tags(vocab, r.tags))
-    self._write_report()
 
-  def _write_report(self) -> None:
-    # Rewritten after each split, inside TFDS's temporary build folder: only a
-    # complete build carries it to the final folder.
+  def write_report(self) -> None:
+    """build_report.json beside the prepared data (called once the build is complete)."""
+    if getattr(self, "_report", None) is None:
+      return
     with open(os.path.join(self.data_dir, "build_report.json"), "w") as f:
       json.dump({"skipped_by_reason": dict(self._report), "skipped": self._skipped}, f, indent=1)
 
@@ -286,7 +286,7 @@ class TaggedFolder(AudioTagCorpus):
           self._skip(rel, f"unknown split {split!r}")
           continue
         tags = [t.strip() for t in row["tags"].split(";") if t.strip()]
-        out.append(Row(os.path.splitext(rel)[0], full, self._tags_by_category(tags, rel), split))
+        out.append(Row(rel, full, self._tags_by_category(tags, rel), split))
     return out
 
 

@@ -37,7 +37,10 @@ def make_builder(dataset: str, data_dir: str, *, manual_dir: str = "", soundfont
                                   data_dir=data_dir)
   if preset:
     raise DatasetError(f"dataset {name} has no presets; drop ':{preset}'")
-  return BUILDERS[name](data_dir=data_dir, config=corpora.config_for(name, manual_dir))
+  try:  # the vocabulary is read from the corpus when the builder is made
+    return BUILDERS[name](data_dir=data_dir, config=corpora.config_for(name, manual_dir))
+  except corpora.CorpusError as e:
+    raise DatasetError(str(e)) from e
 
 
 def prepare(builder: tfds.core.DatasetBuilder) -> tfds.core.DatasetBuilder:
@@ -46,6 +49,8 @@ def prepare(builder: tfds.core.DatasetBuilder) -> tfds.core.DatasetBuilder:
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(try_download_gcs=False,
                                                    manual_dir=getattr(builder.builder_config, "manual_dir", None)))
+  if hasattr(builder, "write_report"):
+    builder.write_report()
   return builder
 
 

@@ -1,0 +1,94 @@
+"""Trains and evaluates several configs and prints the paper's comparison tables.
+
+  python -m musicrep_jax.bench --preset=smoke --out=DIR [--configs=a,b,...] [--seeds=N]
+
+Each run lives in DIR/runs/<config>-seed<k>/ and is reused when its eval.json exists
+(an interrupted run resumes from its checkpoint). Writes DIR/table.md (laid out like
+the paper's Tables 1, 3 and 4), DIR/table.csv and PNG plots.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+PAPER = ["triplet", "triplet_dis", "triplet_dis_track", "proxy", "proxy_dis", "class_vanilla", "class", "class_dis"]
+EXTENDED = ["proxy_nca", "proxy_nca_dis", "triplet_bh", "triplet_bh_dis"]
+CATS = ("genre", "mood", "instrument", "era")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_PRESET = flags.DEFINE_enum("preset", "default", ["smoke", "default", "paper"], "Config preset of every run.")
+_OUT = flags.DEFINE_string("out", None, "Output folder.")
+_CONFIGS = flags.DEFINE_string("configs", "paper", "Comma-separated config names; 'paper' is the paper's "
+                               "eight, 'extended' the eight plus Proxy-NCA and batch-hard rows.")
+_SEEDS = flags.DEFINE_integer("seeds", 1, "Runs per config (seeds 0..N-1); tables give mean and std.")
+_DATA_DIR = flags.DEFINE_string("data_dir", "~/tensorflow_datasets", "Where the datasets live.")
+_OVERRIDES = flags.DEFINE_multi_string("override", [], "Extra --config.<key>=<value> for every run.")
+flags.mark_flag_as_required("out")
+
+
+def config_names(spec: str) -> list[str]:
+  names = []
+  for part in spec.split(","):
+    names += {"paper": PAPER, "extended": PAPER + EXTENDED}.get(part, [part])
+  for n in names:
+    if not os.path.exists(os.path.join(REPO, "configs", f"{n}.py")):
+      raise ValueError(f"--configs names {n!r}, but configs/{n}.py does not exist")
+  return names
+
+
+def run_one(name: str, seed: int, out: str) -> dict:
+  """eval.json of one run, training it first unless it is complete."""
+  workdir = os.path.join(out, "runs", f"{name}-seed{seed}")
+  result = os.path.join(workdir, "eval.json")
+  if os.path.exists(result):
+    print(f"[bench] {name} seed {seed}: reusing {result}", flush=True)
+  else:
+    preset = "" if _PRESET.value == "default" else f":{_PRESET.value}"
+    cmd = [sys.executable, "-m", "musicrep_jax.main", f"--config={os.path.join(REPO, 'configs', name)}.py{preset}",
+           f"--workdir={workdir}", f"--config.data_dir={_DATA_DIR.value}", f"--config.train.seed={seed}",
+           *[f"--config.{o}" for o in _OVERRIDES.value]]
+    print(f"[bench] {name} seed {seed}: {' '.join(cmd[1:])}", flush=True)
+    start = time.time()
+    proc = subprocess.run(cmd, cwd=REPO)
+    if proc.returncode != 0:
+      raise RuntimeError(f"{name} seed {seed} failed (exit {proc.returncode}); rerun to resume it")
+    print(f"[bench] {name} seed {seed}: done in {time.time() - start:.0f} s", flush=True)
+  with open(result) as f:
+    return json.load(f)
+
+
+def main(argv):
+  del argv
+  from musicrep_jax import report  # pylint: disable=import-outside-toplevel
+  out = os.path.abspath(os.path.expanduser(_OUT.value))
+  os.makedirs(out, exist_ok=True)
+  try:
+    names = config_names(_CONFIGS.value)
+    results = {n: [run_one(n, s, out) for s in range(_SEEDS.value)] for n in names}
+  except (ValueError, RuntimeError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  rows = report.summarise(results)
+  command = "python -m musicrep_jax.bench " + " ".join(a for a in sys.argv[1:])
+  with open(os.path.join(out, "table.md"), "w") as f:
+    f.write(report.markdown(rows, command, _SEEDS.value))
+  with open(os.path.join(out, "table.csv"), "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+  report.plots(rows, {n: [os.path.join(out, "runs", f"{n}-seed{s}") for s in range(_SEEDS.value)] for n in names},
+               out)
+  print(open(os.path.join(out, "table.md")).read())
+  print(f"[bench] wrote {out}/table.md, table.csv and plots")
+
+
+if __name__ == "__main__":
+  app.run(main)

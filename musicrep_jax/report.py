@@ -1,0 +1,163 @@
+"""Comparison tables and plots from the eval.json files of several runs."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+CATS = ("genre", "mood", "instrument", "era")
+
+
+def _stat(values):
+  vals = [v for v in values if v is not None]
+  if not vals:
+    return None, None
+  return float(np.mean(vals)), float(np.std(vals)) if len(vals) > 1 else None
+
+
+def summarise(results: dict[str, list[dict]]) -> list[dict]:
+  """One row per config: mean (and std over seeds) of every reported number."""
+  getters = {
+      "train_time_s": lambda r: r["train_time_s"],
+      "epochs": lambda r: r["epochs"],
+      "time_per_epoch_s": lambda r: r["time_per_epoch_s"],
+      "time_to_best_s": lambda r: r["epochs"] * r["time_per_epoch_s"],
+      **{f"R@{k}": (lambda k: lambda r: 100 * r["recall_at_k"][k])(k) for k in ("1", "2", "4", "8")},
+      "roc_auc": lambda r: r["roc_auc"], "pr_auc": lambda r: r["pr_auc"],
+      **{f"auc_{c}": (lambda c: lambda r: r["roc_auc_per_category"][c])(c) for c in CATS},
+      **{f"tag_{space}_{c}": (lambda s, c: lambda r: (r["triplet_acc"][s] or {}).get(c))(space, c)
+         for space in ("complete", "subspace") for c in (*CATS, "overall")},
+      "track_triplet": lambda r: r.get("track_triplet_acc"),
+      **{f"factor_{c}": (lambda c: lambda r: (r.get("factor_triplet_acc") or {}).get(c))(c) for c in (*CATS, "overall")},
+      "human_triplet": lambda r: r.get("human_triplet_acc"),
+  }
+  rows = []
+  for name, runs in results.items():
+    row = {"model": name, "seeds": len(runs)}
+    for key, get in getters.items():
+      row[key], row[key + "_std"] = _stat([get(r) for r in runs])
+    rows.append(row)
+  fastest = min(r["time_to_best_s"] for r in rows)
+  for r in rows:
+    r["time_ratio"] = r["time_to_best_s"] / fastest
+  return rows
+
+
+def _fmt(row, key, digits=3):
+  v, s = row.get(key), row.get(key + "_std")
+  if v is None:
+    return "-"
+  return f"{v:.{digits}f}" + (f" ± {s:.{digits}f}" if s is not None else "")
+
+
+def markdown(rows: list[dict], command: str, seeds: int) -> str:
+  out = [f"Made by `{command}`" + (f" (mean ± std over {seeds} seeds)" if seeds > 1 else "") + ".", ""]
+  out += ["### Training time, retrieval and tagging (the paper's Tables 1 and 3)", "",
+          "| model | time ratio | epochs to best | s / epoch | R@1 | R@2 | R@4 | R@8 | ROC-AUC | PR-AUC |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    out.append(f"| {r['model']} | {r['time_ratio']:.2f} | {_fmt(r, 'epochs', 1)} | {_fmt(r, 'time_per_epoch_s', 1)} | "
+               + " | ".join(_fmt(r, f"R@{k}", 1) for k in (1, 2, 4, 8))
+               + f" | {_fmt(r, 'roc_auc')} | {_fmt(r, 'pr_auc')} |")
+  out += ["", "### ROC-AUC per category", "", "| model | " + " | ".join(CATS) + " |", "|---|" + "---|" * len(CATS)]
+  for r in rows:
+    out.append(f"| {r['model']} | " + " | ".join(_fmt(r, f"auc_{c}") for c in CATS) + " |")
+  out += ["", "### Triplet prediction (the paper's Table 4)", "",
+          "Tag triplets in the complete space / in the category's subspace (disentangled models only), "
+          "track triplets, and the generator's factor-controlled triplets.", "",
+          "| model | " + " | ".join(f"{c} (full / sub)" for c in (*CATS, "overall")) + " | track | factor overall | "
+          + " | ".join(f"factor {c}" for c in CATS) + " |",
+          "|---|" + "---|" * (5 + 2 + len(CATS))]
+  for r in rows:
+    cells = [f"{_fmt(r, f'tag_complete_{c}')} / {_fmt(r, f'tag_subspace_{c}')}" for c in (*CATS, "overall")]
+    cells += [_fmt(r, "track_triplet"), _fmt(r, "factor_overall")] + [_fmt(r, f"factor_{c}") for c in CATS]
+    out.append(f"| {r['model']} | " + " | ".join(cells) + " |")
+  if any(r.get("human_triplet") is not None for r in rows):
+    out += ["", "| model | human triplets |", "|---|---|"] + [f"| {r['model']} | {_fmt(r, 'human_triplet')} |" for r in rows]
+  return "\n".join(out) + "\n"
+
+
+def _bars(ax, labels, series: dict, ylabel):
+  x = np.arange(len(labels))
+  width = 0.8 / max(len(series), 1)
+  for i, (name, vals) in enumerate(series.items()):
+    ax.bar(x + i * width - 0.4 + width / 2, [v if v is not None else 0 for v in vals], width, label=name)
+  ax.set_xticks(x, labels, rotation=30, ha="right")
+  ax.set_ylabel(ylabel)
+  ax.legend(fontsize=7)
+
+
+def plots(rows: list[dict], workdirs: dict[str, list[str]], out: str) -> None:
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  names = [r["model"] for r in rows]
+
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+  _bars(axes[0], names, {f"R@{k}": [r[f"R@{k}"] for r in rows] for k in (1, 2, 4, 8)}, "recall@K (%)")
+  _bars(axes[1], names, {"ROC-AUC": [r["roc_auc"] for r in rows], "PR-AUC": [r["pr_auc"] for r in rows]}, "AUC")
+  fig.tight_layout()
+  fig.savefig(os.path.join(out, "retrieval_tagging.png"), dpi=100)
+  plt.close(fig)
+
+  fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+  for ax, prefix, title in zip(axes, ("tag_complete", "tag_subspace", "factor"),
+                               ("tag triplets, complete space", "tag triplets, subspace", "factor triplets")):
+    _bars(ax, names, {c: [r[f"{prefix}_{c}"] for r in rows] for c in CATS}, "accuracy")
+    ax.set_title(title)
+  fig.tight_layout()
+  fig.savefig(os.path.join(out, "triplets.png"), dpi=100)
+  plt.close(fig)
+
+  fig, ax = plt.subplots(figsize=(7, 4))
+  ax.bar(names, [r["time_ratio"] for r in rows])
+  ax.set_ylabel("time to best validation loss / fastest")
+  ax.tick_params(axis="x", rotation=30)
+  fig.tight_layout()
+  fig.savefig(os.path.join(out, "time_ratio.png"), dpi=100)
+  plt.close(fig)
+
+  fig, ax = plt.subplots(figsize=(7, 4))
+  for name in names:
+    path = os.path.join(workdirs[name][0], "metrics.jsonl")
+    if os.path.exists(path):
+      lines = [json.loads(l) for l in open(path)]
+      val = [(l["epoch"], l["val_loss"]) for l in lines if "val_loss" in l]
+      if val:
+        first = val[0][1]
+        ax.plot([e for e, _ in val], [v / first for _, v in val], marker="o", label=name)
+  ax.set_xlabel("epoch")
+  ax.set_ylabel("validation loss / first epoch's")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(os.path.join(out, "training_curves.png"), dpi=100)
+  plt.close(fig)
+
+  fig, axes = plt.subplots(len(names), len(CATS), figsize=(3 * len(CATS), 2.6 * len(names)), squeeze=False)
+  for i, name in enumerate(names):
+    path = os.path.join(workdirs[name][0], "test_embeddings.npz")
+    if not os.path.exists(path):
+      continue
+    d = np.load(path)
+    for j, c in enumerate(CATS):
+      ax = axes[i, j]
+      sub = d["embeddings"][:, d["dims"] == j] if d["disentangled"] else d["embeddings"]
+      sub = sub / np.maximum(np.linalg.norm(sub, axis=1, keepdims=True), 1e-12)
+      centred = sub - sub.mean(0)
+      _, _, vt = np.linalg.svd(centred, full_matrices=False)
+      xy = centred @ vt[:2].T
+      tags = d["labels"][:, d["tag_category"] == j]
+      colour = np.where(tags.any(1), tags.argmax(1), -1)
+      ax.scatter(xy[:, 0], xy[:, 1], c=colour, s=4, cmap="tab10")
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if i == 0:
+        ax.set_title(c)
+      if j == 0:
+        ax.set_ylabel(name, fontsize=8)
+  fig.suptitle("PCA of each category's subspace (complete space for entangled models), coloured by that category's tag")
+  fig.tight_layout()
+  fig.savefig(os.path.join(out, "subspaces.png"), dpi=80)
+  plt.close(fig)
