@@ -29,8 +29,7 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss = dict(name="proxy", disentangled=False, margin=0.1, track_weight=0.0, temperature=0.11)
   c.train = dict(batch_size=32, learning_rate=0.005, max_epochs=12, steps_per_epoch=0,
                  plateau_factor=5.0, plateau_patience=2, max_reductions=2, seed=0,
-                 log_every_steps=10, checkpoint_every_steps=200, shuffle_buffer=512,
-                 sigterm_grace_s=30.0)
+                 log_every_steps=10, checkpoint_every_steps=200, shuffle_buffer=512)
   c.eval = dict(batch_size=64, checkpoint="best", prototype_tracks=2000, max_tracks=0,
                 triplets_per_category=4000)
 

@@ -43,6 +43,8 @@ def main(argv):
   except run.USER_ERRORS as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  except run.train.Preempted:
+    sys.exit(143)  # the conventional status of a process ended by SIGTERM
 
 
 if __name__ == "__main__":

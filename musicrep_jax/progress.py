@@ -45,15 +45,16 @@ class Progress:
   """One line updated in place on a terminal: step, loss, examples/s and an ETA.
   Silent when stderr is not a terminal (logs and CI get the epoch summaries only)."""
 
-  def __init__(self, total_steps: int, enabled: bool = True):
+  def __init__(self, total_steps: int, start_step: int = 0, enabled: bool = True):
     self.total = total_steps
+    self.start_step = start_step
     self.enabled = enabled and sys.stderr.isatty()
     self.start = time.time()
 
   def update(self, step: int, loss: float, examples_per_s: float, epoch: int) -> None:
     if not self.enabled:
       return
-    done = max(step, 1)
+    done = max(step - self.start_step, 1)
     eta = (time.time() - self.start) / done * max(self.total - step, 0)
     sys.stderr.write(f"\repoch {epoch} step {step}/{self.total} loss {loss:.4f} "
                      f"{examples_per_s:.1f} ex/s ETA {eta / 60:.1f} min   ")

@@ -163,7 +163,7 @@ def validation_loss(setup: Setup, state, seed: int) -> float:
 
 
 class Preempted(Exception):
-  pass
+  """SIGTERM arrived: the state was saved and the run stops; rerunning resumes it."""
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None = None) -> dict:
@@ -189,7 +189,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
   n_train = builder.info.splits["train"].num_examples
   steps_per_epoch = t.steps_per_epoch or n_train // t.batch_size
   writer = progress.MetricWriter(workdir, lead)
-  bar = progress.Progress(steps_per_epoch * t.max_epochs, lead)
+  bar = progress.Progress(steps_per_epoch * t.max_epochs, int(state["step"]), lead)
   rng = jax.random.key(t.seed + 1)
   stop = {"signal": None}
   old_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(signal=time.time()))
@@ -204,7 +204,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
       for b in data.skip(done_in_epoch).take(steps_per_epoch - done_in_epoch).as_numpy_iterator():
         state, metrics = setup.update_fn(state, setup.global_batch(b), jnp.float32(lr), rng)
         step += 1
-        saving = step % t.checkpoint_every_steps == 0
+        # The epoch's last step is saved after validation, with the epoch's metadata.
+        saving = step % t.checkpoint_every_steps == 0 and step != (epoch + 1) * steps_per_epoch
         if saving or step % t.log_every_steps == 0 or step == (epoch + 1) * steps_per_epoch:
           metrics = jax.device_get(metrics)
           if not math.isfinite(metrics["loss"]):

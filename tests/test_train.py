@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -58,37 +59,43 @@ def test_eval_mode_and_more_epochs_continue_the_schedule(data_dir, tmp_path):
 
 
 STEP_SCRIPT = """
-import sys, numpy as np, jax, jax.numpy as jnp
+import importlib.util, numpy as np, jax, jax.numpy as jnp
 from musicrep_jax import train
-import importlib.util
-spec = importlib.util.spec_from_file_location("c", "configs/{config}.py"); m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
-config = m.get_config("smoke"); config.data_dir = "{data_dir}"; config.train.batch_size = 16
-setup = train.Setup(config, train.load_dataset(config))
-state = setup.init_state(0)
-rng = np.random.default_rng(0)
-batch = {{"audio": rng.integers(-8000, 8000, (16, setup.crops, setup.crop_len)).astype(np.int16),
-         "labels": (rng.random((16, len(setup.tag_names))) < 0.3).astype(np.float32)}}
-for _ in range(2):
-  state, metrics = setup.update_fn(state, setup.global_batch(batch), jnp.float32(0.005), jax.random.key(0))
-leaves = jax.tree_util.tree_leaves(jax.device_get(state["params"]))
-np.savez("{out}", *leaves, loss=np.asarray(metrics["loss"]), devices=jax.device_count())
+out = {{"devices": jax.device_count()}}
+for name in ("proxy_dis", "triplet_dis_track"):
+  spec = importlib.util.spec_from_file_location(name, f"configs/{{name}}.py")
+  module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
+  config = module.get_config("smoke"); config.data_dir = "{data_dir}"; config.train.batch_size = 16
+  setup = train.Setup(config, train.load_dataset(config))
+  state = setup.init_state(0)
+  rng = np.random.default_rng(0)
+  batch = {{"audio": rng.integers(-8000, 8000, (16, setup.crops, setup.crop_len)).astype(np.int16),
+           "labels": (rng.random((16, len(setup.tag_names))) < 0.3).astype(np.float32)}}
+  for _ in range(2):
+    state, metrics = setup.update_fn(state, setup.global_batch(batch), jnp.float32(0.005), jax.random.key(0))
+  out[name + "/loss"] = np.asarray(metrics["loss"])
+  for i, leaf in enumerate(jax.tree_util.tree_leaves(jax.device_get(state["params"]))):
+    out[f"{{name}}/{{i}}"] = leaf
+np.savez("{out}", **out)
 """
 
 
-@pytest.mark.parametrize("config", ["proxy_dis", "triplet_dis_track"])
-def test_eight_devices_match_one_device(config, data_dir, tmp_path):
+def test_eight_devices_match_one_device(data_dir, tmp_path):
   outs = {}
   for n in (1, 8):
     out = tmp_path / f"{n}.npz"
-    run_python("-c", STEP_SCRIPT.format(config=config, data_dir=data_dir, out=out),
+    run_python("-c", STEP_SCRIPT.format(data_dir=data_dir, out=out),
                env={"XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"})
     outs[n] = np.load(out)
   assert int(outs[8]["devices"]) == 8 and int(outs[1]["devices"]) == 1
-  # Tolerance: float32 reductions summed in a different order across 8 shards.
-  np.testing.assert_allclose(outs[8]["loss"], outs[1]["loss"], rtol=1e-4)
   for k in outs[1].files:
-    if k.startswith("arr_"):
-      np.testing.assert_allclose(outs[8][k], outs[1][k], rtol=1e-3, atol=1e-5, err_msg=k)
+    if k.endswith("/loss"):  # float32 reductions summed in another order across 8 shards
+      np.testing.assert_allclose(outs[8][k], outs[1][k], rtol=1e-4, err_msg=k)
+    elif k != "devices":
+      # After 2 Adam steps of lr 0.005: Adam divides by sqrt(v), so a parameter whose
+      # gradient is near zero moves by up to lr whatever its sign, and a 1e-7 difference in
+      # that gradient can show as 1e-4 in the parameter; atol 1e-3 = lr / 5.
+      np.testing.assert_allclose(outs[8][k], outs[1][k], rtol=1e-3, atol=1e-3, err_msg=k)
 
 
 def test_bad_configuration_fails_fast_with_one_sentence(data_dir, tmp_path):
@@ -107,13 +114,21 @@ def test_bad_configuration_fails_fast_with_one_sentence(data_dir, tmp_path):
   assert out.returncode == 2 and "unknown dataset 'nosuch'" in out.stderr
 
 
-def test_other_model_in_workdir_and_non_finite_loss_keep_checkpoints(data_dir, tmp_path):
+def test_other_model_in_workdir_keeps_checkpoints(data_dir, tmp_path):
   workdir = tmp_path / "run"
   run_module("musicrep_jax.main", *main_args("proxy.py:smoke", workdir, data_dir))
   before = sorted(os.listdir(workdir / "checkpoints"))
   out = run_module("musicrep_jax.main", *main_args("triplet.py:smoke", workdir, data_dir), check=False)
   assert out.returncode == 2 and "different model" in out.stderr
-  out = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", workdir, data_dir, "--config.train.max_epochs=5",
-                                                   "--config.train.learning_rate=1e30"), check=False)
-  assert out.returncode == 2 and "the loss became" in out.stderr, out.stderr[-2000:]
   assert sorted(os.listdir(workdir / "checkpoints")) == before
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
+  # lr 1e30: the first update blows the weights up, the next forward pass overflows.
+  out = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", tmp_path, data_dir, "--config.train.learning_rate=1e30",
+                                                   "--config.train.checkpoint_every_steps=1",
+                                                   "--config.train.log_every_steps=1"), check=False)
+  assert out.returncode == 2 and "the loss became nan" in out.stderr, out.stderr[-2000:]
+  bad_step = int(re.search(r"at step (\d+)", out.stderr).group(1))
+  saved = [int(s) for s in os.listdir(tmp_path / "checkpoints") if s.isdigit()]
+  assert saved and max(saved) < bad_step
