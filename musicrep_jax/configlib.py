@@ -36,7 +36,7 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
   if preset == "smoke":
     c.dataset = "synth_music:smoke"
     c.audio.update(n_fft=512, hop=750, n_mels=32)
-    c.model.update(stem_features=8, features=16, blocks=2, hidden=32, subspace_dims=(8, 8, 8, 8))
+    c.model.update(stem_features=8, features=16, blocks=1, hidden=32, subspace_dims=(8, 8, 8, 8))
     c.train.update(batch_size=12, max_epochs=3, steps_per_epoch=8, log_every_steps=4,
                    checkpoint_every_steps=10, shuffle_buffer=64)
     c.eval.update(batch_size=32, triplets_per_category=200)

@@ -31,6 +31,8 @@ def summarise(results: dict[str, list[dict]]) -> list[dict]:
          for space in ("complete", "subspace") for c in (*CATS, "overall")},
       "track_triplet": lambda r: r.get("track_triplet_acc"),
       **{f"factor_{c}": (lambda c: lambda r: (r.get("factor_triplet_acc") or {}).get(c))(c) for c in (*CATS, "overall")},
+      **{f"factor_sub_{c}": (lambda c: lambda r: (r.get("factor_triplet_acc_subspace") or {}).get(c))(c)
+         for c in (*CATS, "overall")},
       "human_triplet": lambda r: r.get("human_triplet_acc"),
   }
   rows = []
@@ -67,12 +69,13 @@ def markdown(rows: list[dict], command: str, seeds: int) -> str:
   out += ["", "### Triplet prediction (the paper's Table 4)", "",
           "Tag triplets in the complete space / in the category's subspace (disentangled models only), "
           "track triplets, and the generator's factor-controlled triplets.", "",
-          "| model | " + " | ".join(f"{c} (full / sub)" for c in (*CATS, "overall")) + " | track | factor overall | "
-          + " | ".join(f"factor {c}" for c in CATS) + " |",
-          "|---|" + "---|" * (5 + 2 + len(CATS))]
+          "| model | " + " | ".join(f"{c} (full / sub)" for c in (*CATS, "overall")) + " | track | "
+          + " | ".join(f"factor {c} (full / sub)" for c in (*CATS, "overall")) + " |",
+          "|---|" + "---|" * (5 + 1 + 5)]
   for r in rows:
     cells = [f"{_fmt(r, f'tag_complete_{c}')} / {_fmt(r, f'tag_subspace_{c}')}" for c in (*CATS, "overall")]
-    cells += [_fmt(r, "track_triplet"), _fmt(r, "factor_overall")] + [_fmt(r, f"factor_{c}") for c in CATS]
+    cells += [_fmt(r, "track_triplet")]
+    cells += [f"{_fmt(r, f'factor_{c}')} / {_fmt(r, f'factor_sub_{c}')}" for c in (*CATS, "overall")]
     out.append(f"| {r['model']} | " + " | ".join(cells) + " |")
   if any(r.get("human_triplet") is not None for r in rows):
     out += ["", "| model | human triplets |", "|---|---|"] + [f"| {r['model']} | {_fmt(r, 'human_triplet')} |" for r in rows]
@@ -103,8 +106,9 @@ def plots(rows: list[dict], workdirs: dict[str, list[str]], out: str) -> None:
   plt.close(fig)
 
   fig, axes = plt.subplots(1, 3, figsize=(16, 4))
-  for ax, prefix, title in zip(axes, ("tag_complete", "tag_subspace", "factor"),
-                               ("tag triplets, complete space", "tag triplets, subspace", "factor triplets")):
+  for ax, prefix, title in zip(axes, ("tag_complete", "tag_subspace", "factor_sub"),
+                               ("tag triplets, complete space", "tag triplets, subspace",
+                                "factor triplets, subspace")):
     _bars(ax, names, {c: [r[f"{prefix}_{c}"] for r in rows] for c in CATS}, "accuracy")
     ax.set_title(title)
   fig.tight_layout()

@@ -3,11 +3,15 @@
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
-from conftest import run_module, run_python
+from conftest import REPO, run_module, run_python
 
 CONFIGS = ["triplet", "triplet_dis", "triplet_dis_track", "proxy", "proxy_dis", "class_vanilla", "class", "class_dis"]
 EXTENDED = ["proxy_nca", "proxy_nca_dis", "triplet_bh", "triplet_bh_dis"]
@@ -36,6 +40,13 @@ def test_config_trains_checkpoints_evaluates_and_resumes(config, data_dir, tmp_p
   second = run_module("musicrep_jax.main", *main_args(config + ".py:smoke", workdir, data_dir))
   assert "resuming from step 24" in second.stdout
   assert len([l for l in map(json.loads, open(workdir / "metrics.jsonl")) if "loss" in l]) == len(steps)
+  if config == "proxy":  # --mode=eval, and more epochs continue the schedule
+    ev = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", workdir, data_dir, "--mode=eval"))
+    assert "evaluating the best checkpoint" in ev.stdout and "epoch" not in ev.stdout
+    more = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", workdir, data_dir, "--config.train.max_epochs=4"))
+    assert "resuming from step 24 (epoch 3)" in more.stdout and "epoch 3: val loss" in more.stdout
+    summary = json.load(open(workdir / "train_summary.json"))
+    assert summary["epoch"] == 4 and len(summary["epoch_times"]) == 4
 
 
 @pytest.mark.parametrize("config", EXTENDED)
@@ -47,22 +58,11 @@ def test_extended_config_trains(config, data_dir, tmp_path):
   assert len(losses) >= 6 and all(np.isfinite(losses))
 
 
-def test_eval_mode_and_more_epochs_continue_the_schedule(data_dir, tmp_path):
-  workdir = tmp_path / "proxy"
-  run_module("musicrep_jax.main", *main_args("proxy.py:smoke", workdir, data_dir))
-  ev = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", workdir, data_dir, "--mode=eval"))
-  assert "evaluating the best checkpoint" in ev.stdout
-  more = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", workdir, data_dir, "--config.train.max_epochs=4"))
-  assert "resuming from step 24 (epoch 3)" in more.stdout and "epoch 3: val loss" in more.stdout
-  summary = json.load(open(workdir / "train_summary.json"))
-  assert summary["epoch"] == 4 and len(summary["epoch_times"]) == 4
-
-
 STEP_SCRIPT = """
 import importlib.util, numpy as np, jax, jax.numpy as jnp
 from musicrep_jax import train
 out = {{"devices": jax.device_count()}}
-for name in ("proxy_dis", "triplet_dis_track"):
+for name in ("triplet_dis_track",):  # BN, front end, in-batch triplets, two excerpts a track
   spec = importlib.util.spec_from_file_location(name, f"configs/{{name}}.py")
   module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
   config = module.get_config("smoke"); config.data_dir = "{data_dir}"; config.train.batch_size = 16
@@ -132,3 +132,21 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_
   bad_step = int(re.search(r"at step (\d+)", out.stderr).group(1))
   saved = [int(s) for s in os.listdir(tmp_path / "checkpoints") if s.isdigit()]
   assert saved and max(saved) < bad_step
+
+
+def test_sigterm_saves_and_the_rerun_resumes(data_dir, tmp_path):
+  cmd = [sys.executable, "-m", "musicrep_jax.main", *main_args("proxy.py:smoke", tmp_path, data_dir,
+                                                               "--config.train.max_epochs=200")]
+  proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  while time.time() < deadline and not (tmp_path / "metrics.jsonl").exists():
+    time.sleep(0.5)
+  time.sleep(3)
+  proc.send_signal(signal.SIGTERM)
+  stdout, stderr = proc.communicate(timeout=120)
+  assert proc.returncode == 143, stderr[-2000:]
+  step = int(re.search(r"SIGTERM: saved step (\d+)", stdout).group(1))
+  assert step > 0 and str(step) in os.listdir(tmp_path / "checkpoints")
+  again = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", tmp_path, data_dir, "--config.train.max_epochs=1"),
+                     check=False)
+  assert f"resuming from step {step}" in again.stdout
