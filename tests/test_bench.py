@@ -24,3 +24,12 @@ def test_bench_smoke_two_configs_then_reuse(data_dir, tmp_path):
 def test_bench_rejects_unknown_config(tmp_path):
   out = run_module("musicrep_jax.bench", "--preset=smoke", f"--out={tmp_path}", "--configs=nosuch", check=False)
   assert out.returncode == 2 and "configs/nosuch.py does not exist" in out.stderr
+
+
+def test_perf_prints_step_and_pipeline_rates(data_dir):
+  out = run_module("musicrep_jax.perf", "--preset=smoke", "--configs=proxy_dis", "--windows=2", "--steps=2",
+                   f"--data_dir={data_dir}")
+  row = next(l for l in out.stdout.splitlines() if l.startswith("proxy_dis"))
+  compile_s, step, spread, pipeline, headroom = row.split()[1:]
+  assert float(step) > 0 and float(pipeline) > 0
+  assert abs(float(headroom.rstrip("x")) - float(pipeline) / float(step)) < 0.1 * float(headroom.rstrip("x")) + 0.1
