@@ -7,6 +7,9 @@ for tests) or "paper" (the paper's backbone and schedule, for GPU/TPU).
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import ml_collections
 
 PRESETS = ("default", "smoke", "paper")
@@ -47,3 +50,14 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
                    checkpoint_every_steps=1000, shuffle_buffer=4096)
     c.eval.update(batch_size=256, prototype_tracks=20000)
   return c
+
+
+def load(name: str, preset: str | None = None) -> ml_collections.ConfigDict:
+  """The config of configs/<name>.py with a preset, as `--config=configs/<name>.py:<preset>` gives it."""
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", f"{name}.py")
+  if not os.path.exists(path):
+    raise ValueError(f"configs/{name}.py does not exist")
+  spec = importlib.util.spec_from_file_location(f"configs.{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(None if preset in (None, "", "default") else preset)

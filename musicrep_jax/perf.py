@@ -9,13 +9,13 @@ real dataset, and their ratio (the pipeline must not be the bottleneck).
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 import time
 
 from absl import app
 from absl import flags
+
+from musicrep_jax import configlib
 
 _PRESET = flags.DEFINE_enum("preset", "default", ["smoke", "default", "paper"], "Config preset.")
 _CONFIGS = flags.DEFINE_string("configs", "proxy_dis,triplet_dis", "Comma-separated config names.")
@@ -23,25 +23,13 @@ _WINDOWS = flags.DEFINE_integer("windows", 5, "Timed windows per measurement (th
 _STEPS = flags.DEFINE_integer("steps", 5, "Train steps per timed window.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "~/tensorflow_datasets", "Where the datasets live.")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_config(name: str, preset: str):
-  path = os.path.join(REPO, "configs", f"{name}.py")
-  if not os.path.exists(path):
-    raise ValueError(f"configs/{name}.py does not exist")
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(None if preset == "default" else preset)
-
 
 def measure(name: str) -> dict:
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   from musicrep_jax import train  # pylint: disable=import-outside-toplevel
-  config = load_config(name, _PRESET.value)
+  config = configlib.load(name, _PRESET.value)
   config.data_dir = _DATA_DIR.value
   setup = train.Setup(config, train.load_dataset(config))
   b = config.train.batch_size

@@ -59,13 +59,11 @@ def test_extended_config_trains(config, data_dir, tmp_path):
 
 
 STEP_SCRIPT = """
-import importlib.util, numpy as np, jax, jax.numpy as jnp
-from musicrep_jax import train
+import numpy as np, jax, jax.numpy as jnp
+from musicrep_jax import configlib, train
 out = {{"devices": jax.device_count()}}
 for name in ("triplet_dis_track",):  # BN, front end, in-batch triplets, two excerpts a track
-  spec = importlib.util.spec_from_file_location(name, f"configs/{{name}}.py")
-  module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
-  config = module.get_config("smoke"); config.data_dir = "{data_dir}"; config.train.batch_size = 16
+  config = configlib.load(name, "smoke"); config.data_dir = "{data_dir}"; config.train.batch_size = 16
   setup = train.Setup(config, train.load_dataset(config))
   state = setup.init_state(0)
   rng = np.random.default_rng(0)
