@@ -54,7 +54,7 @@ def retrieval(test: Embeddings) -> dict:
   return {"recall_at_k": metrics.recall_at_k(test.song, test.labels)}
 
 
-def prototypes(train: Embeddings, num_tags: int) -> np.ndarray:
+def prototypes(train: Embeddings) -> np.ndarray:
   """[D, T] mean training embedding of each tag (zeros for tags without tracks)."""
   lab = train.labels
   return (train.song.T @ lab) / np.maximum(lab.sum(0), 1)[None]
@@ -62,7 +62,7 @@ def prototypes(train: Embeddings, num_tags: int) -> np.ndarray:
 
 def tagging(setup, state, test: Embeddings, train: Embeddings | None) -> dict:
   params = jax.device_get(state["params"])
-  protos = prototypes(train, len(setup.tag_names)).T if train is not None else None
+  protos = prototypes(train).T if train is not None else None
   scores = np.asarray(setup.objective.tag_scores(test.song, params["tag_weights"], params["tag_bias"], protos))
   return metrics.tagging_metrics(test.labels, scores, setup.tag_category, CATS)
 

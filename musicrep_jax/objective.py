@@ -38,10 +38,8 @@ class Objective:
     self.tag_category = np.asarray(tag_category, np.int32)
     if loss_config.disentangled:
       self.tag_masks = self.category_masks[self.tag_category]  # [T, D]
-      self.space_masks = self.category_masks
     else:
       self.tag_masks = np.ones((len(tag_category), self.category_masks.shape[1]), np.float32)
-      self.space_masks = np.ones_like(self.category_masks)
 
   def __call__(self, rng, embeddings, tag_weights, tag_bias, labels):
     """Mean loss of a batch.
