@@ -8,6 +8,7 @@ when complete, so a checkpoint cut off by a kill is never restored.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -26,6 +27,10 @@ def _manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
       item_names=("state", "meta"))
 
 
+def _save_args(state: Any, meta: dict) -> ocp.args.Composite:
+  return ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+
+
 class Checkpoints:
   """The latest (for resuming) and the best (for evaluation) checkpoints of a workdir."""
 
@@ -34,10 +39,40 @@ class Checkpoints:
     self.best = _manager(os.path.join(workdir, "best"), max_to_keep=1)
 
   def save(self, step: int, state: Any, meta: dict, *, best: bool = False) -> None:
-    args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
-    self.latest.save(step, args=args, force=True)
-    if best:
-      self.best.save(step, args=args, force=True)
+    """Starts writing step `step` (asynchronously); a failed write (this one's or an
+    earlier one's) surfaces here or in wait() as a CheckpointError."""
+    args = _save_args(state, meta)
+    with self._errors():
+      self.latest.save(step, args=args, force=True)
+      if best:
+        self.best.save(step, args=args, force=True)
+
+  @contextlib.contextmanager
+  def _errors(self):
+    try:
+      yield
+    except (OSError, ValueError, RuntimeError) as e:
+      kept = self.latest.latest_step()
+      raise CheckpointError(
+          f"writing a checkpoint under {os.path.dirname(str(self.latest.directory))} "
+          f"failed ({str(e).splitlines()[0][:200] if str(e) else type(e).__name__}); the newest complete "
+          f"checkpoint{f' (step {kept})' if kept is not None else ''} is intact: free disk space and rerun "
+          "the same command to resume") from e
+
+  def repair_best(self, step: int, best_step: int | None, abstract_state: Any) -> None:
+    """After a kill between the latest and the best save of an epoch, makes best/ hold
+    the best checkpoint named by the resumed metadata, and drops best/ steps newer than
+    the resumed step (the rerun redoes them)."""
+    for s in self.best.all_steps():
+      if s > step:
+        self.best.delete(s)
+    if best_step is None or self.best.latest_step() == best_step or best_step not in self.latest.all_steps():
+      return
+    meta = self.latest.restore(best_step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    state, _ = self.restore_state(self.latest, best_step, abstract_state, meta)
+    with self._errors():
+      self.best.save(best_step, args=_save_args(state, meta), force=True)
+      self.best.wait_until_finished()
 
   def restore(self, abstract_state: Any, which: str = "latest") -> tuple[Any, dict] | None:
     """(state, meta) of the newest complete checkpoint, or None when there is none."""
@@ -66,8 +101,9 @@ class Checkpoints:
     return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
   def wait(self) -> None:
-    self.latest.wait_until_finished()
-    self.best.wait_until_finished()
+    with self._errors():
+      self.latest.wait_until_finished()
+      self.best.wait_until_finished()
 
   def close(self) -> None:
     self.latest.close()

@@ -34,7 +34,8 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
   # tracks), so that a model trains in about 8 minutes on 2 cores; 0 means a full pass.
   c.train = dict(batch_size=32, learning_rate=0.005, max_epochs=12, steps_per_epoch=48,
                  plateau_factor=5.0, plateau_patience=2, max_reductions=2, seed=0,
-                 log_every_steps=10, checkpoint_every_steps=200, shuffle_buffer=512)
+                 log_every_steps=10, checkpoint_every_steps=200, shuffle_buffer=512,
+                 preemption_grace_s=30.0)
   c.eval = dict(batch_size=64, checkpoint="best", prototype_tracks=2000, max_tracks=0,
                 triplets_per_category=4000)
 

@@ -1,10 +1,14 @@
 """Speed of the train step and of the input pipeline, side by side in one process.
 
   python -m musicrep_jax.perf [--preset=smoke|default|paper] [--configs=proxy_dis,triplet_dis] [--windows=5]
+  python -m musicrep_jax.perf --memory=64,512,2048 [--memory_epochs=3]
 
 Per config: compile seconds of the update, train-step examples/s after compilation
 (median of timed windows on one fixed batch), the tf.data pipeline's examples/s on the
 real dataset, and their ratio (the pipeline must not be the bottleneck).
+With --memory: the input pipeline's host memory (resident set) after each of several
+epochs, per shuffle-buffer size, each size in a fresh process: it must follow the
+buffer (tracks x bytes per track) and not grow from epoch to epoch.
 """
 
 from __future__ import annotations
@@ -22,6 +26,49 @@ _CONFIGS = flags.DEFINE_string("configs", "proxy_dis,triplet_dis", "Comma-separa
 _WINDOWS = flags.DEFINE_integer("windows", 5, "Timed windows per measurement (the median is printed).")
 _STEPS = flags.DEFINE_integer("steps", 5, "Train steps per timed window.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "~/tensorflow_datasets", "Where the datasets live.")
+_MEMORY = flags.DEFINE_list("memory", [], "Shuffle-buffer sizes: measure the pipeline's host memory instead "
+                            "(first config of --configs).")
+_MEMORY_EPOCHS = flags.DEFINE_integer("memory_epochs", 3, "Epochs read per --memory size.")
+
+
+def _rss_mb() -> float:
+  with open("/proc/self/status") as f:
+    return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 1024
+
+
+def memory_child(name: str, preset: str, data_dir: str, buffer: int, epochs: int) -> dict:
+  """Runs in a fresh process: reads `epochs` epochs; RSS (MB) after each."""
+  from musicrep_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  from musicrep_jax import train  # pylint: disable=import-outside-toplevel
+  config = configlib.load(name, preset)
+  config.data_dir = data_dir
+  builder = train.load_dataset(config)
+  crop_len = int(config.audio.crop_seconds * 16000)
+  base = _rss_mb()
+  rss, examples = [], 0
+  source = input_pipeline.TrackSource(builder, "train")
+  for epoch in range(epochs):
+    ds = input_pipeline.train_dataset(source, batch_size=config.train.batch_size, crop_len=crop_len, crops=1,
+                                      seed=0, epoch=epoch, shuffle_buffer=buffer)
+    for b in ds.as_numpy_iterator():
+      examples += len(b["labels"])
+    rss.append(_rss_mb())
+  track = next(builder.as_dataset(split="train").take(1).as_numpy_iterator())
+  return dict(buffer=buffer, base=base, rss=rss, examples=examples,
+              buffer_mb=buffer * sum(v.nbytes for v in track.values() if hasattr(v, "nbytes")) / 2**20)
+
+
+def memory_table(name: str) -> None:
+  import multiprocessing  # pylint: disable=import-outside-toplevel
+  ctx = multiprocessing.get_context("spawn")
+  print(f"input pipeline host memory, {name}:{_PRESET.value}, {_MEMORY_EPOCHS.value} epochs per size")
+  print(f"{'shuffle_buffer':>14} {'buffer MB':>9} {'RSS before':>10} " +
+        " ".join(f"{'epoch ' + str(e):>8}" for e in range(_MEMORY_EPOCHS.value)) + f" {'growth':>7}")
+  for buffer in (int(b) for b in _MEMORY.value):
+    with ctx.Pool(1) as pool:
+      r = pool.apply(memory_child, (name, _PRESET.value, _DATA_DIR.value, buffer, _MEMORY_EPOCHS.value))
+    print(f"{buffer:>14} {r['buffer_mb']:>9.0f} {r['base']:>10.0f} " + " ".join(f"{m:>8.0f}" for m in r["rss"]) +
+          f" {r['rss'][-1] - r['rss'][0]:>+7.0f}", flush=True)
 
 
 def measure(name: str) -> dict:
@@ -59,6 +106,9 @@ def measure(name: str) -> dict:
 
 def main(argv):
   del argv
+  if _MEMORY.value:
+    memory_table(_CONFIGS.value.split(",")[0])
+    return
   import jax  # pylint: disable=import-outside-toplevel
   print(f"preset {_PRESET.value} on {jax.device_count()} x {jax.devices()[0].device_kind}; "
         f"median of {_WINDOWS.value} windows of {_STEPS.value} steps")

@@ -8,16 +8,47 @@ import sys
 import time
 
 
-class MetricWriter:
-  """Appends JSON lines to workdir/metrics.jsonl and scalars to TensorBoard (process 0)."""
+def write_json(path: str, obj) -> None:
+  """Writes `obj` to `path` atomically: a kill leaves the old file or the new one, never half."""
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=1)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
 
-  def __init__(self, workdir: str, enabled: bool = True):
+
+def truncate_jsonl(path: str, last_step: int) -> None:
+  """Keeps the complete lines of `path` with step <= last_step: after a resume from that
+  step, the log reads as if the run had never been interrupted."""
+  if not os.path.exists(path):
+    return
+  keep = []
+  with open(path) as f:
+    for line in f:
+      if not line.endswith("\n"):
+        break  # cut off by a kill
+      if json.loads(line)["step"] <= last_step:
+        keep.append(line)
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.writelines(keep)
+  os.replace(tmp, path)
+
+
+class MetricWriter:
+  """Appends JSON lines to workdir/metrics.jsonl and scalars to TensorBoard (process 0).
+  `resume_step`: drop what was logged after that step (a run resumed from it redoes it)."""
+
+  def __init__(self, workdir: str, enabled: bool = True, resume_step: int = 0):
     self.enabled = enabled
     if not enabled:
       return
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     self._tf = tf
-    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+    path = os.path.join(workdir, "metrics.jsonl")
+    truncate_jsonl(path, resume_step)
+    self._jsonl = open(path, "a")
     self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
 
   def write(self, step: int, **scalars) -> None:

@@ -23,13 +23,13 @@ def run(config, workdir: str, mode: str = "train") -> dict:
   workdir = os.path.abspath(os.path.expanduser(workdir))
   lead = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
+  train.check_config(config)  # before a dataset build, which can take minutes
   builder = train.load_dataset(config)
   train.check_config(config, builder)
   setup = train.Setup(config, builder)
   if mode == "train":
     if lead:
-      with open(os.path.join(workdir, "config.json"), "w") as f:
-        f.write(config.to_json_best_effort(indent=1))
+      progress.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
     progress.log(f"training {config.loss.name}{' (disentangled)' if config.loss.disentangled else ''} on "
                  f"{config.dataset} with {jax.device_count()} {jax.devices()[0].platform} device(s) in {workdir}", lead)
     train.train(config, workdir, setup)
@@ -37,8 +37,7 @@ def run(config, workdir: str, mode: str = "train") -> dict:
   progress.log(f"evaluating the {config.eval.checkpoint} checkpoint (step {int(state['step'])})", lead)
   results = evaluate.evaluate(setup, state, meta, os.path.join(workdir, "test_embeddings.npz") if lead else None)
   if lead:
-    with open(os.path.join(workdir, "eval.json"), "w") as f:
-      json.dump(results, f, indent=1)
+    progress.write_json(os.path.join(workdir, "eval.json"), results)
     progress.log(summary(results), lead)
   return results
 

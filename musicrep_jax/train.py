@@ -7,6 +7,7 @@ import json
 import math
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -116,23 +117,54 @@ class Setup:
   def global_batch(self, host_batch: dict) -> dict:
     return {k: jax.make_array_from_process_local_data(self.data_sharded, v) for k, v in host_batch.items()}
 
+  @functools.cache  # pylint: disable=method-cache-max-size-none
+  def source(self, split: str) -> input_pipeline.TrackSource:
+    return input_pipeline.TrackSource(self.builder, split, jax.process_index(), jax.process_count())
+
   def epoch_data(self, split: str, epoch: int, seed: int, batch_size: int):
     return input_pipeline.train_dataset(
-        self.builder, split=split, batch_size=batch_size // jax.process_count(), crop_len=self.crop_len,
-        crops=self.crops, seed=seed, epoch=epoch, shuffle_buffer=self.config.train.shuffle_buffer,
-        process_index=jax.process_index(), process_count=jax.process_count())
+        self.source(split), batch_size=batch_size // jax.process_count(), crop_len=self.crop_len,
+        crops=self.crops, seed=seed, epoch=epoch, shuffle_buffer=self.config.train.shuffle_buffer)
 
 
-def check_config(config, builder) -> None:
-  """Impossible settings stop the run before any expensive work."""
+POSITIVE = ("train.batch_size", "train.learning_rate", "train.max_epochs", "train.log_every_steps",
+            "train.checkpoint_every_steps", "train.shuffle_buffer", "train.preemption_grace_s",
+            "audio.crop_seconds", "audio.n_fft", "audio.hop", "audio.n_mels", "model.stem_features",
+            "model.features", "model.blocks", "model.hidden", "loss.temperature", "eval.batch_size",
+            "eval.prototype_tracks")
+NON_NEGATIVE = ("train.steps_per_epoch", "train.plateau_patience", "train.max_reductions", "loss.margin",
+                "loss.track_weight", "eval.max_tracks", "eval.triplets_per_category")
+CHOICES = {"loss.name": objective_lib.NAMES, "model.head": ("dense", "subdense"),
+           "model.dtype": ("float32", "bfloat16"), "eval.checkpoint": ("best", "latest")}
+
+
+def _key(config, dotted: str):
+  section, key = dotted.split(".")
+  return config[section][key]
+
+
+def check_config(config, builder=None) -> None:
+  """Impossible settings stop the run before any expensive work (with `builder`, also
+  the settings that depend on the dataset)."""
+  for k in POSITIVE + NON_NEGATIVE:
+    v = _key(config, k)
+    if not math.isfinite(v) or v < 0 or (v == 0 and k in POSITIVE):
+      raise TrainingError(f"config.{k}={v} must be {'positive' if k in POSITIVE else 'zero or more'}")
+  for k, choices in CHOICES.items():
+    if _key(config, k) not in choices:
+      raise TrainingError(f"config.{k}={_key(config, k)!r} is unknown: choose one of {', '.join(choices)}")
+  if config.train.plateau_factor <= 1:
+    raise TrainingError(f"config.train.plateau_factor={config.train.plateau_factor} must exceed 1 (lr is divided by it)")
+  a = config.audio
+  if a.crop_seconds * features.SAMPLE_RATE < 2 * a.hop or a.n_mels > a.n_fft // 2 + 1:
+    raise TrainingError(f"config.audio gives {1 + int(a.crop_seconds * features.SAMPLE_RATE) // a.hop} frames of "
+                        f"{a.n_mels} mel bands from {a.n_fft // 2 + 1} FFT bins: the model needs at least 2 frames "
+                        "(crop_seconds * 16000 >= 2 * hop) and n_mels <= n_fft // 2 + 1")
   n_dev = jax.device_count()
   t = config.train
   if t.batch_size % n_dev:
     raise TrainingError(f"config.train.batch_size={t.batch_size} is not divisible by the {n_dev} devices: "
                         f"use a multiple of {n_dev}")
-  n_train = builder.info.splits["train"].num_examples
-  if n_train < t.batch_size:
-    raise TrainingError(f"config.train.batch_size={t.batch_size} exceeds the {n_train} training tracks")
   if config.model.head == "subdense" and not config.loss.disentangled:
     raise TrainingError("config.model.head='subdense' needs config.loss.disentangled=True")
   if any(d <= 0 for d in config.model.subspace_dims) or len(config.model.subspace_dims) != len(features.CATEGORIES):
@@ -140,6 +172,9 @@ def check_config(config, builder) -> None:
                         f"size per category ({', '.join(features.CATEGORIES)})")
   if config.model.features % 4:
     raise TrainingError(f"config.model.features={config.model.features} must be divisible by 4 (Inception branches)")
+  if builder is not None and builder.info.splits["train"].num_examples < t.batch_size:
+    raise TrainingError(f"config.train.batch_size={t.batch_size} exceeds the "
+                        f"{builder.info.splits['train'].num_examples} training tracks")
 
 
 def model_identity(config) -> dict:
@@ -166,6 +201,24 @@ class Preempted(Exception):
   """SIGTERM arrived: the state was saved and the run stops; rerunning resumes it."""
 
 
+def _on_sigterm(stop: dict, grace_s: float, lead: bool) -> None:
+  """Asks the loop to save and stop after the current step, and ends the process after
+  `grace_s` seconds if that has not happened (during a long compilation, say): the
+  newest complete checkpoint is then the one a rerun resumes from."""
+  if stop["signal"] is not None:
+    return
+  stop["signal"] = time.time()
+
+  def expire():
+    progress.log(f"SIGTERM: no checkpoint completed within config.train.preemption_grace_s={grace_s:g} s; "
+                 "a rerun resumes from the newest complete one", lead)
+    os._exit(143)  # pylint: disable=protected-access
+
+  timer = threading.Timer(grace_s, expire)
+  timer.daemon = True
+  timer.start()
+
+
 def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None = None) -> dict:
   """Trains (or resumes) the run in `workdir`; returns the final schedule metadata."""
   builder = setup.builder if setup else load_dataset(config)
@@ -173,27 +226,29 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
   setup = setup or Setup(config, builder)
   lead = jax.process_index() == 0
   t = config.train
-  ckpt = checkpointing.Checkpoints(workdir)
-  identity = model_identity(config)
-  meta = {"epoch": 0, "schedule": schedule.init(t.learning_rate), "identity": identity,
-          "train_time_s": 0.0, "epoch_times": []}
-  restored_meta = ckpt.read_meta()
-  if restored_meta is not None:
-    if restored_meta.get("identity") != identity:
-      raise TrainingError(f"{workdir} holds a checkpoint of a different model "
-                          f"({restored_meta.get('identity', {}).get('loss')}): use a new --workdir")
-    state, meta = ckpt.restore(setup.abstract_state())
-    progress.log(f"resuming from step {int(state['step'])} (epoch {meta['epoch']})", lead)
-  else:
-    state = setup.init_state(t.seed)
-  n_train = builder.info.splits["train"].num_examples
-  steps_per_epoch = t.steps_per_epoch or n_train // t.batch_size
-  writer = progress.MetricWriter(workdir, lead)
-  bar = progress.Progress(steps_per_epoch * t.max_epochs, int(state["step"]), lead)
-  rng = jax.random.key(t.seed + 1)
   stop = {"signal": None}
-  old_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(signal=time.time()))
+  old_handler = signal.signal(signal.SIGTERM, lambda *_: _on_sigterm(stop, t.preemption_grace_s, lead))
+  ckpt = checkpointing.Checkpoints(workdir)
+  writer = None
   try:
+    identity = model_identity(config)
+    meta = {"epoch": 0, "schedule": schedule.init(t.learning_rate), "identity": identity,
+            "train_time_s": 0.0, "epoch_times": []}
+    restored_meta = ckpt.read_meta()
+    if restored_meta is not None:
+      if restored_meta.get("identity") != identity:
+        raise TrainingError(f"{workdir} holds a checkpoint of a different model "
+                            f"({restored_meta.get('identity', {}).get('loss')}): use a new --workdir")
+      state, meta = ckpt.restore(setup.abstract_state())
+      progress.log(f"resuming from step {int(state['step'])} (epoch {meta['epoch']})", lead)
+      ckpt.repair_best(int(state["step"]), meta.get("best_step"), setup.abstract_state())
+    else:
+      state = setup.init_state(t.seed)
+    n_train = builder.info.splits["train"].num_examples
+    steps_per_epoch = t.steps_per_epoch or n_train // t.batch_size
+    writer = progress.MetricWriter(workdir, lead, resume_step=int(state["step"]))
+    bar = progress.Progress(steps_per_epoch * t.max_epochs, int(state["step"]), lead)
+    rng = jax.random.key(t.seed + 1)
     while meta["epoch"] < t.max_epochs and not meta["schedule"]["stop"]:
       epoch, lr = meta["epoch"], meta["schedule"]["lr"]
       start_step = int(state["step"])
@@ -230,22 +285,29 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
                               patience=t.plateau_patience, max_reductions=t.max_reductions)
       improved = sched["best_epoch"] == epoch
       meta = {**meta, "epoch": epoch + 1, "schedule": sched, "train_time_s": meta["train_time_s"] + epoch_time,
-              "epoch_times": meta["epoch_times"] + [epoch_time]}
+              "epoch_times": meta["epoch_times"] + [epoch_time],
+              "best_step": int(state["step"]) if improved else meta.get("best_step")}
       writer.write(int(state["step"]), epoch=epoch, val_loss=val, lr=sched["lr"], epoch_time_s=epoch_time)
       progress.log(f"epoch {epoch}: val loss {val:.4f} (best {sched['best']:.4f} at epoch {sched['best_epoch']}), "
                    f"lr {sched['lr']:.2e}, {epoch_time:.0f} s", lead)
       ckpt.save(int(state["step"]), state, meta, best=improved)
+      if stop["signal"] is not None:
+        raise Preempted()
   except Preempted:
-    ckpt.save(int(state["step"]), state, meta)
-    progress.log(f"SIGTERM: saved step {int(state['step'])}; rerun the same command to resume", lead)
+    if ckpt.latest.latest_step() != int(state["step"]):
+      ckpt.save(int(state["step"]), state, meta)
     ckpt.wait()
+    progress.log(f"SIGTERM: saved step {int(state['step'])}; rerun the same command to resume", lead)
     raise
   finally:
     signal.signal(signal.SIGTERM, old_handler)
-    ckpt.wait()
-    ckpt.close()
-    writer.close()
+    try:
+      ckpt.wait()
+    finally:
+      ckpt.close()
+      if writer is not None:
+        writer.close()
   if lead:
-    with open(os.path.join(workdir, "train_summary.json"), "w") as f:
-      json.dump({k: meta[k] for k in ("epoch", "schedule", "train_time_s", "epoch_times")}, f, indent=1)
+    progress.write_json(os.path.join(workdir, "train_summary.json"),
+                        {k: meta[k] for k in ("epoch", "schedule", "train_time_s", "epoch_times")})
   return meta

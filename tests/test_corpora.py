@@ -39,10 +39,12 @@ def write_good_and_bad(root):
   x = tone(freq=990).astype(np.float32)
   x[100] = np.nan
   sf.write(os.path.join(root, "nan.wav"), x, SR, subtype="FLOAT")
+  x[100] = np.inf
+  sf.write(os.path.join(root, "inf.wav"), x, SR, subtype="FLOAT")
   sf.write(os.path.join(root, "silent.wav"), np.zeros(4 * SR), SR)
   sf.write(os.path.join(root, "short.wav"), tone(seconds=1.0), SR)
   return ["good.wav", "good.flac", "good.mp3", "good.ogg", "stereo44k.wav", "long.flac"], \
-         ["empty.wav", "truncated.wav", "random.mp3", "nan.wav", "silent.wav", "short.wav"]
+         ["empty.wav", "truncated.wav", "random.mp3", "nan.wav", "inf.wav", "silent.wav", "short.wav"]
 
 
 def test_decode_reads_formats_resamples_and_rejects_bad_files(tmp_path):
@@ -73,7 +75,7 @@ def test_tagged_folder_builds_and_reports_every_skip(tmp_path):
     f.write("good.wav,jazz,train\n")  # duplicate id
   data_dir = tmp_path / "tfds"
   out = run_module("musicrep_jax.data", "--dataset=tagged_folder", f"--data_dir={data_dir}", f"--manual_dir={root}")
-  assert "skipped 8" in out.stdout
+  assert "skipped 9" in out.stdout
   builder = registry.load("tagged_folder", str(data_dir), manual_dir=str(root), build=False)
   b = tfds.builder_from_directory(builder.data_dir)
   assert {k: v.num_examples for k, v in b.info.splits.items()} == {"train": 4, "validation": 1, "test": 1}
@@ -82,7 +84,7 @@ def test_tagged_folder_builds_and_reports_every_skip(tmp_path):
   assert set(reasons) == set(bad) | {"missing.wav", "good.wav"}
   assert "missing" in reasons["missing.wav"]
   assert [r["reason"] for r in report["skipped"] if r["file"] == "good.wav"] == ["duplicate track id"]
-  assert "silent" in reasons["silent.wav"] and "NaN" in reasons["nan.wav"] and "too short" in reasons["short.wav"]
+  assert "silent" in reasons["silent.wav"] and "NaN" in reasons["nan.wav"] and "infinity" in reasons["inf.wav"] and "too short" in reasons["short.wav"]
   assert report["skipped_by_reason"]["unknown tag"] == len(good)  # 'polka'
   ex = next(iter(tfds.as_numpy(b.as_dataset("validation"))))
   names = b.info.features["genre"].feature.names

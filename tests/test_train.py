@@ -110,6 +110,15 @@ def test_bad_configuration_fails_fast_with_one_sentence(data_dir, tmp_path):
   out = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", tmp_path / "e", data_dir,
                                                    "--config.dataset=nosuch"), check=False)
   assert out.returncode == 2 and "unknown dataset 'nosuch'" in out.stderr
+  # Checked before the dataset is loaded (or built): the data_dir does not even exist.
+  for override, message in [("train.batch_size=abc", "--config.train.batch_size=abc: invalid literal"),
+                            ("train.learning_rate=0", "config.train.learning_rate=0.0 must be positive"),
+                            ("audio.crop_seconds=0.01", "the model needs at least 2 frames"),
+                            ("model.dtype=float8", "config.model.dtype='float8' is unknown")]:
+    out = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", tmp_path / "f", tmp_path / "no_data",
+                                                     f"--config.{override}"), check=False)
+    assert out.returncode != 0 and message in out.stderr, (override, out.stderr[-2000:])
+    assert not (tmp_path / "no_data").exists() and not (tmp_path / "f" / "checkpoints").exists()
 
 
 def test_other_model_in_workdir_keeps_checkpoints(data_dir, tmp_path):
