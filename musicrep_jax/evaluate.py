@@ -8,6 +8,7 @@ track triplets, the generator's factor-controlled triplets, human triplets).
 from __future__ import annotations
 
 import csv
+import os
 
 import jax
 import numpy as np
@@ -136,20 +137,24 @@ def human_triplets(path: str, test: Embeddings, min_agreement: float = 0.9) -> d
           "human_triplets_used": len(rows), "human_triplets_unknown_ids": unknown}
 
 
-def evaluate(setup, state, meta: dict, save_embeddings: str | None = None) -> dict:
-  """All tasks; the dict written to workdir/eval.json. With `save_embeddings`, the test
-  split's song embeddings and labels go to that .npz (for plots and search)."""
+def evaluate(setup, state, meta: dict, workdir: str | None = None) -> dict:
+  """All tasks; the dict written to workdir/eval.json. With `workdir`, the test split's
+  song embeddings and labels go to workdir/test_embeddings.npz (for plots), and a
+  triplet model's tag prototypes to workdir/prototypes.npy (for `search tag`)."""
   cfg = setup.config.eval
   test = Embeddings(setup, state, "test", cfg.max_tracks)
-  if save_embeddings:
+  if workdir:
     dims = np.repeat(np.arange(len(CATS)), setup.config.model.subspace_dims)
-    np.savez(save_embeddings, embeddings=test.song, labels=test.labels, track_id=np.array(test.track_id),
-             tag_category=setup.tag_category, dims=dims, disentangled=bool(setup.config.loss.disentangled))
+    np.savez(os.path.join(workdir, "test_embeddings.npz"), embeddings=test.song, labels=test.labels,
+             track_id=np.array(test.track_id), tag_category=setup.tag_category, dims=dims,
+             disentangled=bool(setup.config.loss.disentangled))
   out = {**training_time(meta), "val_loss_best": meta["schedule"]["best"] if meta.get("schedule") else None}
   out.update(retrieval(test))
   train = (Embeddings(setup, state, "train", cfg.prototype_tracks)
            if setup.config.loss.name.startswith("triplet") else None)
   out.update(tagging(setup, state, test, train))
+  if workdir and train is not None:
+    np.save(os.path.join(workdir, "prototypes.npy"), prototypes(train))
   out.update(tag_triplets(setup, test, cfg.triplets_per_category))
   out.update(track_triplets(test))
   out.update(factor_triplets(setup, state))

@@ -27,6 +27,8 @@ def run(config, workdir: str, mode: str = "train") -> dict:
   builder = train.load_dataset(config)
   train.check_config(config, builder)
   setup = train.Setup(config, builder)
+  if lead:  # what `musicrep_jax.search` needs to use the model without the dataset
+    progress.write_json(os.path.join(workdir, "tags.json"), setup.vocab)
   if mode == "train":
     if lead:
       progress.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
@@ -35,7 +37,7 @@ def run(config, workdir: str, mode: str = "train") -> dict:
     train.train(config, workdir, setup)
   state, meta = restore_for_eval(setup, workdir)
   progress.log(f"evaluating the {config.eval.checkpoint} checkpoint (step {int(state['step'])})", lead)
-  results = evaluate.evaluate(setup, state, meta, os.path.join(workdir, "test_embeddings.npz") if lead else None)
+  results = evaluate.evaluate(setup, state, meta, workdir if lead else None)
   if lead:
     progress.write_json(os.path.join(workdir, "eval.json"), results)
     progress.log(summary(results), lead)

@@ -36,10 +36,12 @@ class TrainingError(RuntimeError):
 class Setup:
   """Everything a run derives from its config and dataset: model, objective, mesh, fns."""
 
-  def __init__(self, config: ml_collections.ConfigDict, builder):
+  def __init__(self, config: ml_collections.ConfigDict, builder, vocab: dict | None = None):
+    """`builder` may be None for inference only, with `vocab` ({category: tags}) given."""
     self.config = config
     self.builder = builder
-    vocab = features.vocab_from_info(builder.info)
+    self.vocab = vocab or features.vocab_from_info(builder.info)
+    vocab = self.vocab
     self.tag_names = features.tag_names(vocab)
     self.tag_category = features.tag_categories(vocab)
     m = config.model

@@ -1,0 +1,85 @@
+"""search: index a folder of real audio files with a smoke-trained model, query it, tag."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import run_module
+
+
+@pytest.fixture(scope="module")
+def collection(data_dir, tmp_path_factory):
+  """A trained proxy_dis smoke model and the dataset's train and test tracks as WAV files
+  named <track>_<mood>.wav, plus one broken file."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  from musicrep_jax.data import features, registry  # pylint: disable=import-outside-toplevel
+  root = tmp_path_factory.mktemp("search")
+  workdir, audio = root / "run", root / "music"
+  # 10 epochs: the 3 of the smoke preset leave the subspaces too close to chance to test.
+  run_module("musicrep_jax.main", "--config=configs/proxy_dis.py:smoke", f"--workdir={workdir}",
+             f"--config.data_dir={data_dir}", "--config.train.max_epochs=10", "--config.train.learning_rate=0.002")
+  builder = registry.load("synth_music:smoke", data_dir, build=False)
+  moods = features.vocab_from_info(builder.info)["mood"]
+  os.makedirs(audio / "sub")
+  for split in ("train", "test"):
+    for ex in tfds.as_numpy(builder.as_dataset(split=split)):
+      sf.write(audio / "sub" / f"{ex['track_id'].decode()}_{moods[ex['mood'][0]]}.wav", ex["audio"], 16000)
+  (audio / "broken.mp3").write_bytes(os.urandom(3000))
+  return workdir, audio, root
+
+
+def test_index_query_tag_cli(collection):
+  workdir, audio, root = collection
+  index = root / "music.npz"
+  out = run_module("musicrep_jax.search", "index", f"--workdir={workdir}", f"--audio={audio}", f"--out={index}")
+  assert ": 48 files (48 embedded now), skipped 1" in out.stdout and "broken.mp3: not a readable" in out.stdout
+  out = run_module("musicrep_jax.search", "index", f"--workdir={workdir}", f"--audio={audio}", f"--out={index}")
+  assert "(0 embedded now)" in out.stdout  # nothing new or changed
+  first = sorted((audio / "sub").iterdir())[0]
+  os.utime(first, ns=(1, 1))
+  out = run_module("musicrep_jax.search", "index", f"--workdir={workdir}", f"--audio={audio}", f"--out={index}")
+  assert "(1 embedded now)" in out.stdout
+
+  for aspect in ("all", "mood"):
+    out = run_module("musicrep_jax.search", "query", f"--index={index}", f"--path={first}", f"--aspect={aspect}",
+                     "--k=5", "--json")
+    hits = json.loads(out.stdout)
+    assert len(hits) == 5 and hits[0]["path"] == str(first) and hits[0]["similarity"] == pytest.approx(1, abs=1e-5)
+    assert all(a["similarity"] >= b["similarity"] for a, b in zip(hits, hits[1:]))
+  # A file that is not indexed, embedded on the fly, finds its indexed copy first.
+  copy = root / "copy.wav"
+  copy.write_bytes(first.read_bytes())
+  out = run_module("musicrep_jax.search", "query", f"--index={index}", f"--audio={copy}", "--aspect=genre", "--json")
+  assert json.loads(out.stdout)[0]["path"] == str(first)
+
+  out = run_module("musicrep_jax.search", "tag", f"--workdir={workdir}", f"--audio={first}", "--json")
+  tags = json.loads(out.stdout)
+  assert list(tags) == ["genre", "mood", "instrument", "era"] and all(len(v) == 3 for v in tags.values())
+  assert all(0 <= t["score"] <= 1 for v in tags.values() for t in v)
+
+  out = run_module("musicrep_jax.search", "query", f"--index={index}", "--path=/nope.wav", check=False)
+  assert out.returncode == 2 and "is not in" in out.stderr
+  out = run_module("musicrep_jax.search", "tag", f"--workdir={root}", f"--audio={first}", check=False)
+  assert out.returncode == 2 and "config.json is missing" in out.stderr
+
+
+def test_mood_subspace_ranks_same_mood_above_others(collection):
+  from musicrep_jax import search  # pylint: disable=import-outside-toplevel
+  workdir, audio, root = collection
+  model = search.Model.load(str(workdir))
+  index = search.Index.build(model, str(audio), str(root / "api.npz"), verbose=False)
+  assert index.skipped and len(index.files) == 48
+  # The API's embedding of a file equals the index's.
+  np.testing.assert_allclose(model.embed_files([index.files[3]])[0], index.embeddings[3], rtol=1e-5, atol=1e-6)
+  mood = np.array([os.path.basename(f).rsplit("_", 1)[1][:-4] for f in index.files])
+  wins = []
+  for i in range(len(index.files)):
+    order = [index.files.index(p) for p, _ in index.query(index.embeddings[i], "mood", k=len(index.files))][1:]
+    same = mood[order] == mood[i]
+    if same.any() and (~same).any():  # P(a same-mood track is ranked above another-mood track)
+      ranks = np.arange(len(order))
+      wins.append((ranks[same][:, None] < ranks[~same][None]).mean())
+  assert np.mean(wins) > 0.5, np.mean(wins)
