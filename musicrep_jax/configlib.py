@@ -64,3 +64,20 @@ def load(name: str, preset: str | None = None) -> ml_collections.ConfigDict:
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(None if preset in (None, "", "default") else preset)
+
+
+def override(config: ml_collections.ConfigDict, assignments: list[str]) -> ml_collections.ConfigDict:
+  """Applies "section.key=value" strings, the value parsed as a Python literal when it
+  is one (as `--config.section.key=value` does for main)."""
+  import ast  # pylint: disable=import-outside-toplevel
+  for a in assignments:
+    key, sep, text = a.partition("=")
+    section, _, name = key.partition(".")
+    if not sep or section not in config or name not in config[section]:
+      raise ValueError(f"--override={a!r}: give section.key=value with an existing key, e.g. model.dtype=bfloat16")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    config[section][name] = value
+  return config

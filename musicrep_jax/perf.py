@@ -5,7 +5,9 @@
 
 Per config: compile seconds of the update, train-step examples/s after compilation
 (median of timed windows on one fixed batch), the tf.data pipeline's examples/s on the
-real dataset, and their ratio (the pipeline must not be the bottleneck).
+real dataset, and their ratio (the pipeline must not be the bottleneck); FLOPs per
+example from XLA's cost analysis of the compiled step, the FLOP/s achieved, and the
+device's peak memory (GPU/TPU; CPU does not report it).
 With --memory: the input pipeline's host memory (resident set) after each of several
 epochs, per shuffle-buffer size, each size in a fresh process: it must follow the
 buffer (tracks x bytes per track) and not grow from epoch to epoch.
@@ -26,6 +28,8 @@ _CONFIGS = flags.DEFINE_string("configs", "proxy_dis,triplet_dis", "Comma-separa
 _WINDOWS = flags.DEFINE_integer("windows", 5, "Timed windows per measurement (the median is printed).")
 _STEPS = flags.DEFINE_integer("steps", 5, "Train steps per timed window.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "~/tensorflow_datasets", "Where the datasets live.")
+_OVERRIDE = flags.DEFINE_multi_string("override", [], "section.key=value for every config, e.g. model.dtype=bfloat16.")
+_PEAK = flags.DEFINE_float("peak_tflops", 0.0, "The device's peak TFLOP/s: adds an MFU column.")
 _MEMORY = flags.DEFINE_list("memory", [], "Shuffle-buffer sizes: measure the pipeline's host memory instead "
                             "(first config of --configs).")
 _MEMORY_EPOCHS = flags.DEFINE_integer("memory_epochs", 3, "Epochs read per --memory size.")
@@ -76,7 +80,7 @@ def measure(name: str) -> dict:
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   from musicrep_jax import train  # pylint: disable=import-outside-toplevel
-  config = configlib.load(name, _PRESET.value)
+  config = configlib.override(configlib.load(name, _PRESET.value), _OVERRIDE.value)
   config.data_dir = _DATA_DIR.value
   setup = train.Setup(config, train.load_dataset(config))
   b = config.train.batch_size
@@ -85,14 +89,18 @@ def measure(name: str) -> dict:
   state = setup.init_state(0)
   lr, rng = jnp.float32(1e-4), jax.random.key(0)
   start = time.perf_counter()
-  state, metrics = setup.update_fn(state, batch, lr, rng)
-  jax.block_until_ready(metrics)
+  update = setup.update_fn.lower(state, batch, lr, rng).compile()
   compile_s = time.perf_counter() - start
+  cost = update.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float(cost.get("flops", 0.0)) if cost else 0.0
+  state, metrics = update(state, batch, lr, rng)
+  jax.block_until_ready(metrics)
   step_rates, pipe_rates = [], []
   for _ in range(_WINDOWS.value):  # alternate the two measurements so drift hits both
     start = time.perf_counter()
     for _ in range(_STEPS.value):
-      state, metrics = setup.update_fn(state, batch, lr, rng)
+      state, metrics = update(state, batch, lr, rng)
     jax.block_until_ready(metrics)
     step_rates.append(_STEPS.value * b / (time.perf_counter() - start))
     start = time.perf_counter()
@@ -100,8 +108,11 @@ def measure(name: str) -> dict:
       next(it)
     pipe_rates.append(_STEPS.value * 4 * b / (time.perf_counter() - start))
   step, pipe = float(np.median(step_rates)), float(np.median(pipe_rates))
+  mem = jax.devices()[0].memory_stats() or {}
   return dict(config=name, compile_s=compile_s, step=step, step_spread=float(np.ptp(step_rates)),
-              pipeline=pipe, headroom=pipe / step, excerpts_per_example=setup.crops)
+              pipeline=pipe, headroom=pipe / step, excerpts_per_example=setup.crops,
+              gflop_per_example=flops / b / 1e9, tflops=flops / b * step / 1e12,
+              peak_gb=mem.get("peak_bytes_in_use", 0) / 2**30)
 
 
 def main(argv):
@@ -110,14 +121,17 @@ def main(argv):
     memory_table(_CONFIGS.value.split(",")[0])
     return
   import jax  # pylint: disable=import-outside-toplevel
-  print(f"preset {_PRESET.value} on {jax.device_count()} x {jax.devices()[0].device_kind}; "
-        f"median of {_WINDOWS.value} windows of {_STEPS.value} steps")
-  print(f"{'config':<20} {'compile s':>9} {'step ex/s':>10} {'spread':>7} {'pipeline ex/s':>14} {'headroom':>9}")
+  print(f"preset {_PRESET.value} {' '.join(_OVERRIDE.value)} on {jax.device_count()} x "
+        f"{jax.devices()[0].device_kind}; median of {_WINDOWS.value} windows of {_STEPS.value} steps")
+  print(f"{'config':<20} {'compile s':>9} {'step ex/s':>10} {'spread':>7} {'pipeline ex/s':>14} {'headroom':>9} "
+        f"{'GFLOP/ex':>9} {'TFLOP/s':>8} {'peak GB':>8}")
   try:
     for name in _CONFIGS.value.split(","):
       r = measure(name)
       print(f"{r['config']:<20} {r['compile_s']:>9.1f} {r['step']:>10.1f} {r['step_spread']:>7.1f} "
-            f"{r['pipeline']:>14.0f} {r['headroom']:>8.1f}x", flush=True)
+            f"{r['pipeline']:>14.0f} {r['headroom']:>8.1f}x {r['gflop_per_example']:>9.2f} {r['tflops']:>8.3f} "
+            f"{r['peak_gb'] or float('nan'):>8.2f}"
+            + (f"   MFU {100 * r['tflops'] / _PEAK.value:.1f}%" if _PEAK.value else ""), flush=True)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -30,6 +30,7 @@ def test_perf_prints_step_and_pipeline_rates(data_dir):
   out = run_module("musicrep_jax.perf", "--preset=smoke", "--configs=proxy_dis", "--windows=2", "--steps=2",
                    f"--data_dir={data_dir}")
   row = next(l for l in out.stdout.splitlines() if l.startswith("proxy_dis"))
-  compile_s, step, spread, pipeline, headroom = row.split()[1:]
-  assert float(step) > 0 and float(pipeline) > 0
+  compile_s, step, spread, pipeline, headroom, gflop, tflops, peak = row.split()[1:]
+  assert float(step) > 0 and float(pipeline) > 0 and float(gflop) > 0
+  assert abs(float(tflops) - float(gflop) * float(step) / 1e3) < 0.01 + 0.1 * float(tflops)
   assert abs(float(headroom.rstrip("x")) - float(pipeline) / float(step)) < 0.1 * float(headroom.rstrip("x")) + 0.1
