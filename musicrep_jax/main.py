@@ -35,6 +35,10 @@ def main(argv):
                     os.environ.get("MUSICREP_JAX_CACHE", os.path.expanduser("~/.cache/musicrep_jax/xla")))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   if _DISTRIBUTED.value or _COORDINATOR.value:
+    try:  # cross-process collectives when the devices are CPUs (tests, CPU clusters)
+      jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    except AttributeError:
+      pass
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
                                process_id=_PROCESS_ID.value)
   from musicrep_jax import run  # pylint: disable=import-outside-toplevel
