@@ -241,9 +241,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
       if restored_meta.get("identity") != identity:
         raise TrainingError(f"{workdir} holds a checkpoint of a different model "
                             f"({restored_meta.get('identity', {}).get('loss')}): use a new --workdir")
-      state, meta = ckpt.restore(setup.abstract_state())
+      abstract = setup.abstract_state()
+      state, meta = ckpt.restore(abstract)
       progress.log(f"resuming from step {int(state['step'])} (epoch {meta['epoch']})", lead)
-      ckpt.repair_best(int(state["step"]), meta.get("best_step"), setup.abstract_state())
+      ckpt.repair_best(int(state["step"]), meta.get("best_step"), abstract)
     else:
       state = setup.init_state(t.seed)
     n_train = builder.info.splits["train"].num_examples
