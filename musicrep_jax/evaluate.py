@@ -25,22 +25,30 @@ class Embeddings:
   first two window embeddings of each track (for track triplets)."""
 
   def __init__(self, setup, state, split: str, max_tracks: int = 0):
-    embed = setup.embed_fn
-    sums, counts, firsts = {}, {}, {}
-    for b in input_pipeline.eval_windows(setup.builder, split, crop_len=setup.crop_len,
-                                         batch_size=setup.config.eval.batch_size, max_tracks=max_tracks):
-      e = np.asarray(embed(state, b["audio"]))
-      for track, vec in zip(b["track"][b["valid"]], e[b["valid"]]):
-        sums[track] = sums.get(track, 0.0) + vec
-        counts[track] = counts.get(track, 0) + 1
-        first_two = firsts.setdefault(track, [])
-        if len(first_two) < 2:
-          first_two.append(vec)
-    order = sorted(sums)
-    self.song = np.stack([sums[t] / counts[t] for t in order])
-    self.windows = [np.stack(firsts[t]) for t in order]
+    self.song, self.windows = song_embeddings(setup, state, input_pipeline.eval_windows(
+        setup.builder, split, crop_len=setup.crop_len, batch_size=setup.config.eval.batch_size,
+        max_tracks=max_tracks))
     meta = input_pipeline.track_metadata(setup.builder, split, max_tracks)
     self.labels, self.track_id, self.triplet = meta["labels"], meta["track_id"], meta["triplet"]
+
+
+def song_embeddings(setup, state, batches) -> tuple[np.ndarray, list[np.ndarray]]:
+  """Window batches ({"audio", "track", "valid"}, as input_pipeline makes them) -> the
+  song embeddings [N, D] (mean over each track's windows, tracks in index order) and
+  each track's first two window embeddings."""
+  sums, counts, firsts = {}, {}, {}
+  for b in batches:
+    e = np.asarray(setup.embed_fn(state, b["audio"]))
+    for track, vec in zip(b["track"][b["valid"]], e[b["valid"]]):
+      sums[track] = sums.get(track, 0.0) + vec
+      counts[track] = counts.get(track, 0) + 1
+      first_two = firsts.setdefault(track, [])
+      if len(first_two) < 2:
+        first_two.append(vec)
+  order = sorted(sums)
+  if not order:
+    return np.zeros((0, int(sum(setup.config.model.subspace_dims))), np.float32), []
+  return np.stack([sums[t] / counts[t] for t in order]), [np.stack(firsts[t]) for t in order]
 
 
 def training_time(meta: dict) -> dict:
@@ -144,9 +152,8 @@ def evaluate(setup, state, meta: dict, workdir: str | None = None) -> dict:
   cfg = setup.config.eval
   test = Embeddings(setup, state, "test", cfg.max_tracks)
   if workdir:
-    dims = np.repeat(np.arange(len(CATS)), setup.config.model.subspace_dims)
     np.savez(os.path.join(workdir, "test_embeddings.npz"), embeddings=test.song, labels=test.labels,
-             track_id=np.array(test.track_id), tag_category=setup.tag_category, dims=dims,
+             track_id=np.array(test.track_id), tag_category=setup.tag_category, dims=setup.dim_category,
              disentangled=bool(setup.config.loss.disentangled))
   out = {**training_time(meta), "val_loss_best": meta["schedule"]["best"] if meta.get("schedule") else None}
   out.update(retrieval(test))

@@ -1,7 +1,7 @@
 """The paper's Inception backbone and its embedding heads (flax.linen, pure-functional).
 
 Layout is NHWC with H = time frames, W = mel bands. 1x1 convolutions are dense
-layers over the channel axis and max-pooling is a max over strided slices: both
+layers over the channel axis and max-pooling is a separable max over strided slices: both
 lower to faster XLA CPU code than the generic convolution / reduce-window ops and
 are the same maths.
 """
@@ -15,22 +15,29 @@ import jax
 import jax.numpy as jnp
 
 
-def max_pool(x: jax.Array, window: int, stride: int) -> jax.Array:
-  """Max over `window` x `window` patches with `stride`, 'SAME' padding; [N, H, W, C]."""
+def _max_pool_axis(x: jax.Array, axis: int, window: int, stride: int) -> jax.Array:
+  """Max over `window` positions every `stride` along one axis; -inf padding of
+  window // 2 on both sides unless window == stride (then a trailing remainder is dropped)."""
   if window == stride:
-    n, h, w, c = x.shape
-    x = x[:, : h - h % window, : w - w % window]
-    return x.reshape(n, h // window, window, w // window, window, c).max(axis=(2, 4))
-  pad = window // 2
-  x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=-jnp.inf)
-  h_out = (x.shape[1] - window) // stride + 1
-  w_out = (x.shape[2] - window) // stride + 1
+    n = x.shape[axis] - x.shape[axis] % window
+    x = jax.lax.slice_in_dim(x, 0, n, axis=axis)
+    return x.reshape(x.shape[:axis] + (n // window, window) + x.shape[axis + 1:]).max(axis=axis + 1)
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (window // 2, window // 2)
+  x = jnp.pad(x, pad, constant_values=-jnp.inf)
+  n_out = (x.shape[axis] - window) // stride + 1
   out = None
   for i in range(window):
-    for j in range(window):
-      patch = x[:, i: i + stride * (h_out - 1) + 1: stride, j: j + stride * (w_out - 1) + 1: stride]
-      out = patch if out is None else jnp.maximum(out, patch)
+    s = jax.lax.slice_in_dim(x, i, i + stride * (n_out - 1) + 1, stride, axis)
+    out = s if out is None else jnp.maximum(out, s)
   return out
+
+
+def max_pool(x: jax.Array, window: int, stride: int) -> jax.Array:
+  """Max over `window` x `window` patches with `stride`, padded as `_max_pool_axis`; [N, H, W, C].
+  Separable (rows, then columns): 2 x window slices instead of window^2, and a cheaper
+  gradient (XLA CPU lowers reduce_window's to a scatter)."""
+  return _max_pool_axis(_max_pool_axis(x, 1, window, stride), 2, window, stride)
 
 
 class ConvBN(nn.Module):

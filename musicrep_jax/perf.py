@@ -1,6 +1,8 @@
 """Speed of the train step and of the input pipeline, side by side in one process.
 
   python -m musicrep_jax.perf [--preset=smoke|default|paper] [--configs=proxy_dis,triplet_dis] [--windows=5]
+  python -m musicrep_jax.perf --profile=/tmp/trace [--preset=...]  (then the op-time summary)
+  python -m musicrep_jax.perf --vs-torch [--torch_compile] [--preset=...] [--configs=proxy_dis,triplet_dis]
   python -m musicrep_jax.perf --memory=64,512,2048 [--memory_epochs=3]
 
 Per config: compile seconds of the update, train-step examples/s after compilation
@@ -8,6 +10,8 @@ Per config: compile seconds of the update, train-step examples/s after compilati
 real dataset, and their ratio (the pipeline must not be the bottleneck); FLOPs per
 example from XLA's cost analysis of the compiled step, the FLOP/s achieved, and the
 device's peak memory (GPU/TPU; CPU does not report it).
+With --vs-torch: JAX against the PyTorch twin of benchmarks/ (same model, batch and
+initial weights), alternating timed windows, and the ratio of their examples/s.
 With --memory: the input pipeline's host memory (resident set) after each of several
 epochs, per shuffle-buffer size, each size in a fresh process: it must follow the
 buffer (tracks x bytes per track) and not grow from epoch to epoch.
@@ -15,6 +19,7 @@ buffer (tracks x bytes per track) and not grow from epoch to epoch.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -33,6 +38,11 @@ _PEAK = flags.DEFINE_float("peak_tflops", 0.0, "The device's peak TFLOP/s: adds 
 _MEMORY = flags.DEFINE_list("memory", [], "Shuffle-buffer sizes: measure the pipeline's host memory instead "
                             "(first config of --configs).")
 _MEMORY_EPOCHS = flags.DEFINE_integer("memory_epochs", 3, "Epochs read per --memory size.")
+_VS_TORCH = flags.DEFINE_bool("vs-torch", False, "Time the PyTorch twin (benchmarks/torch_twin.py) against JAX, "
+                              "alternating windows in this process; needs pip install -e '.[torch]'.")
+_PROFILE = flags.DEFINE_string("profile", "", "Also trace 10 steps of each config into this folder (jax.profiler; "
+                               "opens in xprof / TensorBoard) and print XLA op time by kind (needs pip install --no-deps xprof).")
+_TORCH_COMPILE = flags.DEFINE_bool("torch_compile", False, "--vs-torch: run the twin under torch.compile.")
 
 
 def _rss_mb() -> float:
@@ -42,19 +52,16 @@ def _rss_mb() -> float:
 
 def memory_child(name: str, preset: str, data_dir: str, buffer: int, epochs: int) -> dict:
   """Runs in a fresh process: reads `epochs` epochs; RSS (MB) after each."""
-  from musicrep_jax import input_pipeline  # pylint: disable=import-outside-toplevel
   from musicrep_jax import train  # pylint: disable=import-outside-toplevel
   config = configlib.load(name, preset)
   config.data_dir = data_dir
+  config.train.shuffle_buffer = buffer
   builder = train.load_dataset(config)
-  crop_len = int(config.audio.crop_seconds * 16000)
+  setup = train.Setup(config, builder)  # the training loop's own input path
   base = _rss_mb()
   rss, examples = [], 0
-  source = input_pipeline.TrackSource(builder, "train")
   for epoch in range(epochs):
-    ds = input_pipeline.train_dataset(source, batch_size=config.train.batch_size, crop_len=crop_len, crops=1,
-                                      seed=0, epoch=epoch, shuffle_buffer=buffer)
-    for b in ds.as_numpy_iterator():
+    for b in setup.epoch_data("train", epoch, 0, config.train.batch_size).as_numpy_iterator():
       examples += len(b["labels"])
     rss.append(_rss_mb())
   track = next(builder.as_dataset(split="train").take(1).as_numpy_iterator())
@@ -75,44 +82,143 @@ def memory_table(name: str) -> None:
           f" {r['rss'][-1] - r['rss'][0]:>+7.0f}", flush=True)
 
 
-def measure(name: str) -> dict:
+def _prepare(name: str):
+  """The config's setup, one fixed global batch, a fresh state and the compiled update."""
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  import numpy as np  # pylint: disable=import-outside-toplevel
   from musicrep_jax import train  # pylint: disable=import-outside-toplevel
   config = configlib.override(configlib.load(name, _PRESET.value), _OVERRIDE.value)
   config.data_dir = _DATA_DIR.value
   setup = train.Setup(config, train.load_dataset(config))
-  b = config.train.batch_size
-  it = setup.epoch_data("train", 0, 0, b).repeat().as_numpy_iterator()
-  batch = setup.global_batch(next(it))
+  it = setup.epoch_data("train", 0, 0, config.train.batch_size).repeat().as_numpy_iterator()
+  host = next(it)
+  batch = setup.global_batch(host)
   state = setup.init_state(0)
   lr, rng = jnp.float32(1e-4), jax.random.key(0)
   start = time.perf_counter()
   update = setup.update_fn.lower(state, batch, lr, rng).compile()
   compile_s = time.perf_counter() - start
-  cost = update.cost_analysis()
+  return dict(config=config, setup=setup, it=it, host=host, batch=batch, state=state, lr=lr, rng=rng,
+              update=update, compile_s=compile_s)
+
+
+def _jax_window(p: dict, steps: int) -> float:
+  """Runs `steps` updates on the fixed batch; examples/s. Keeps the new state in p."""
+  import jax  # pylint: disable=import-outside-toplevel
+  start = time.perf_counter()
+  state, metrics = p["state"], None
+  for _ in range(steps):
+    state, metrics = p["update"](state, p["batch"], p["lr"], p["rng"])
+  jax.block_until_ready(metrics)
+  p["state"] = state
+  return steps * p["config"].train.batch_size / (time.perf_counter() - start)
+
+
+def measure(name: str) -> dict:
+  import jax  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  p = _prepare(name)
+  b = p["config"].train.batch_size
+  cost = p["update"].cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float(cost.get("flops", 0.0)) if cost else 0.0
-  state, metrics = update(state, batch, lr, rng)
-  jax.block_until_ready(metrics)
+  _jax_window(p, 1)
   step_rates, pipe_rates = [], []
   for _ in range(_WINDOWS.value):  # alternate the two measurements so drift hits both
-    start = time.perf_counter()
-    for _ in range(_STEPS.value):
-      state, metrics = update(state, batch, lr, rng)
-    jax.block_until_ready(metrics)
-    step_rates.append(_STEPS.value * b / (time.perf_counter() - start))
+    step_rates.append(_jax_window(p, _STEPS.value))
     start = time.perf_counter()
     for _ in range(_STEPS.value * 4):
-      next(it)
+      next(p["it"])
     pipe_rates.append(_STEPS.value * 4 * b / (time.perf_counter() - start))
   step, pipe = float(np.median(step_rates)), float(np.median(pipe_rates))
+  if _PROFILE.value:
+    folder = os.path.join(_PROFILE.value, name)
+    with jax.profiler.trace(folder):
+      _jax_window(p, 10)
+    op_profile(folder)
   mem = jax.devices()[0].memory_stats() or {}
-  return dict(config=name, compile_s=compile_s, step=step, step_spread=float(np.ptp(step_rates)),
-              pipeline=pipe, headroom=pipe / step, excerpts_per_example=setup.crops,
+  return dict(config=name, compile_s=p["compile_s"], step=step, step_spread=float(np.ptp(step_rates)),
+              pipeline=pipe, headroom=pipe / step, excerpts_per_example=p["setup"].crops,
               gflop_per_example=flops / b / 1e9, tflops=flops / b * step / 1e12,
               peak_gb=mem.get("peak_bytes_in_use", 0) / 2**30)
+
+
+def op_profile(folder: str, top: int = 15) -> None:
+  """Prints the traced XLA ops' time grouped by kind (the fusion name before its number)."""
+  import collections  # pylint: disable=import-outside-toplevel
+  import glob  # pylint: disable=import-outside-toplevel
+  import json  # pylint: disable=import-outside-toplevel
+  try:
+    from xprof.convert import raw_to_tool_data  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    print(f"trace written to {folder}; pip install --no-deps xprof for the op summary (what docs/PERFORMANCE.md used)")
+    return
+  data, _ = raw_to_tool_data.xspace_to_tool_data(glob.glob(f"{folder}/**/*.xplane.pb", recursive=True),
+                                                 "trace_viewer", {})
+  host = ("ThreadpoolListener", "ThunkExecutor", "$", "PjitFunction", "ParseArguments", "CommonPjRt", "end: ")
+  by_kind = collections.Counter()
+  for e in json.loads(data)["traceEvents"]:
+    if e.get("ph") == "X" and not e["name"].startswith(host):
+      by_kind[e["name"].split(".")[0]] += e.get("dur", 0)
+  total = sum(by_kind.values())
+  print(f"XLA op time in {folder}: {total / 1e3:.0f} ms for 10 steps")
+  for kind, us in by_kind.most_common(top):
+    print(f"  {100 * us / total:5.1f}%  {kind}")
+
+
+def vs_torch(name: str) -> dict:
+  """JAX and the PyTorch twin (benchmarks/torch_twin.py) from the same initial weights on
+  the same batch, timed windows alternating between them; examples/s and their ratio."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  try:
+    import torch  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    raise ValueError("--vs-torch needs PyTorch, a benchmark-only extra: pip install -e '.[torch]'") from None
+  twin_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+  if not os.path.exists(os.path.join(twin_dir, "torch_twin.py")):
+    raise ValueError(f"{twin_dir}/torch_twin.py is missing: --vs-torch runs from a checkout of the repository")
+  sys.path.insert(0, twin_dir)
+  import torch_twin  # pylint: disable=import-outside-toplevel
+  from musicrep_jax import frontend  # pylint: disable=import-outside-toplevel
+  p = _prepare(name)
+  config, setup = p["config"], p["setup"]
+  if config.loss.name not in ("proxy", "triplet") or setup.crops != 1:
+    raise ValueError(f"--vs-torch: the twin has the proxy and triplet losses without track regularisation; "
+                     f"{name} uses {config.loss.name!r} with {setup.crops} crops")
+  a, m = config.audio, config.model
+  device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+  twin = torch_twin.MusicEncoder(
+      mel_filterbank=frontend.mel_filterbank(16000, a.n_fft, a.n_mels), n_fft=a.n_fft, hop=a.hop,
+      num_tags=len(setup.tag_names), subspace_dims=m.subspace_dims, stem_features=m.stem_features,
+      features=m.features, blocks=m.blocks, hidden=m.hidden)
+  torch_twin.load_flax(twin, jax.device_get({"params": p["state"]["params"], "batch_stats": p["state"]["batch_stats"]}))
+  trainer = torch_twin.Trainer(twin, config.loss.name, setup.objective.tag_masks, lr=1e-4, margin=config.loss.margin,
+                               compile=_TORCH_COMPILE.value, device=device, bfloat16=m.dtype == "bfloat16")
+  audio = torch.as_tensor(p["host"]["audio"][:, 0]).to(device)
+  labels = torch.as_tensor(p["host"]["labels"].astype(np.float32)).to(device)
+  b = config.train.batch_size
+
+  def torch_window(steps):
+    start = time.perf_counter()
+    for _ in range(steps):
+      loss = trainer.step(audio, labels)
+    float(loss)  # waits for the device
+    return steps * b / (time.perf_counter() - start)
+
+  start = time.perf_counter()
+  torch_window(2)  # warm-up (and torch.compile's compilation)
+  torch_first_s = time.perf_counter() - start
+  _jax_window(p, 1)
+  jax_rates, torch_rates = [], []
+  for _ in range(_WINDOWS.value):
+    jax_rates.append(_jax_window(p, _STEPS.value))
+    torch_rates.append(torch_window(_STEPS.value))
+  ratios = np.array(jax_rates) / np.array(torch_rates)
+  return dict(config=name, jax=float(np.median(jax_rates)), torch=float(np.median(torch_rates)),
+              ratio=float(np.median(ratios)), ratio_min=float(ratios.min()), ratio_max=float(ratios.max()),
+              jax_compile_s=p["compile_s"], torch_warmup_s=torch_first_s, device=device,
+              threads=torch.get_num_threads())
 
 
 def main(argv):
@@ -122,10 +228,22 @@ def main(argv):
     return
   import jax  # pylint: disable=import-outside-toplevel
   print(f"preset {_PRESET.value} {' '.join(_OVERRIDE.value)} on {jax.device_count()} x "
-        f"{jax.devices()[0].device_kind}; median of {_WINDOWS.value} windows of {_STEPS.value} steps")
-  print(f"{'config':<20} {'compile s':>9} {'step ex/s':>10} {'spread':>7} {'pipeline ex/s':>14} {'headroom':>9} "
-        f"{'GFLOP/ex':>9} {'TFLOP/s':>8} {'peak GB':>8}")
+        f"{jax.devices()[0].device_kind}; median of {_WINDOWS.value} windows of {_STEPS.value} steps; jax "
+        f"{jax.__version__}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r} "
+        f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r}")
   try:
+    if _VS_TORCH.value:
+      print(f"{'config':<14} {'JAX ex/s':>9} {'PyTorch ex/s':>12} {'JAX/PyTorch':>11} {'(min-max)':>11} "
+            f"{'JAX compile s':>13} {'torch warm-up s':>15}  torch")
+      for name in _CONFIGS.value.split(","):
+        r = vs_torch(name)
+        mode = "torch.compile" if _TORCH_COMPILE.value else "eager"
+        print(f"{r['config']:<14} {r['jax']:>9.1f} {r['torch']:>12.1f} {r['ratio']:>10.2f}x "
+              f"{r['ratio_min']:>5.2f}-{r['ratio_max']:<5.2f} {r['jax_compile_s']:>13.1f} {r['torch_warmup_s']:>15.1f}"
+              f"  {r['device']} {mode} channels_last, {r['threads']} threads", flush=True)
+      return
+    print(f"{'config':<20} {'compile s':>9} {'step ex/s':>10} {'spread':>7} {'pipeline ex/s':>14} {'headroom':>9} "
+          f"{'GFLOP/ex':>9} {'TFLOP/s':>8} {'peak GB':>8}")
     for name in _CONFIGS.value.split(","):
       r = measure(name)
       print(f"{r['config']:<20} {r['compile_s']:>9.1f} {r['step']:>10.1f} {r['step_spread']:>7.1f} "

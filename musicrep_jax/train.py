@@ -45,6 +45,7 @@ class Setup:
     self.tag_names = features.tag_names(vocab)
     self.tag_category = features.tag_categories(vocab)
     m = config.model
+    self.dim_category = np.repeat(np.arange(len(features.CATEGORIES)), m.subspace_dims)  # [D]
     self.model = models.MusicEncoder(
         num_tags=len(self.tag_names), subspace_dims=tuple(m.subspace_dims), head=m.head,
         tag_weight_scale=m.tag_weight_scale, stem_features=m.stem_features, features=m.features,
@@ -311,6 +312,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
       if writer is not None:
         writer.close()
   if lead:
+    # Programs compiled for the update in this process: 1 unless a shape or dtype changed
+    # between steps (each recompilation costs seconds and shows up here).
+    compiled = getattr(setup.update_fn, "_cache_size", lambda: None)()
     progress.write_json(os.path.join(workdir, "train_summary.json"),
-                        {k: meta[k] for k in ("epoch", "schedule", "train_time_s", "epoch_times")})
+                        {**{k: meta[k] for k in ("epoch", "schedule", "train_time_s", "epoch_times")},
+                         "update_compilations": compiled})
   return meta

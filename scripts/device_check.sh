@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The one prepared device check for a GPU machine (issue #8): the paper preset's train
+# The one prepared device check for a GPU machine (issues #7, #8): the paper preset's train
 # step for proxy_dis and triplet_dis, with examples/s, compile time, FLOPs per example
-# (XLA's cost analysis), achieved FLOP/s, peak device memory, and an MFU estimate.
+# (XLA's cost analysis), achieved FLOP/s, peak device memory, an MFU estimate, and the
+# examples/s ratio against the PyTorch twin.
 #
 #   bash scripts/device_check.sh                 # paper preset, bfloat16, on the GPU
 #   PRESET=smoke DTYPE=float32 bash scripts/device_check.sh   # a dry run of the script on CPU
@@ -25,3 +26,11 @@ $PY -m musicrep_jax.data --dataset="$DATASET" --data_dir="$DATA_DIR" 2>&1 | tail
 .venv/bin/python -m musicrep_jax.perf --preset="$PRESET" --configs=proxy_dis,triplet_dis --windows=5 --steps=10 \
     --override=model.dtype="$DTYPE" --data_dir="$DATA_DIR" --peak_tflops="$PEAK_TFLOPS" 2>&1 \
     | grep -v "^[IW][0-9]\|^WARNING" | tee "$OUT/device_check.txt"
+# JAX against the PyTorch twin (issue #7), when torch with CUDA is installed (.[torch]).
+if $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() or '$PRESET' == 'smoke' else 1)" 2>/dev/null; then
+  .venv/bin/python -m musicrep_jax.perf --preset="$PRESET" --configs=proxy_dis,triplet_dis --windows=5 --steps=10 \
+      --override=model.dtype="$DTYPE" --data_dir="$DATA_DIR" --vs-torch 2>&1 \
+      | grep -v "^[IW][0-9]\|^WARNING" | tee -a "$OUT/device_check.txt"
+else
+  echo "no CUDA PyTorch here: pip install -e '.[torch]' for the --vs-torch comparison"
+fi

@@ -26,9 +26,11 @@ def test_bench_rejects_unknown_config(tmp_path):
   assert out.returncode == 2 and "configs/nosuch.py does not exist" in out.stderr
 
 
-def test_perf_prints_step_and_pipeline_rates(data_dir):
+def test_perf_prints_step_and_pipeline_rates(data_dir, tmp_path):
   out = run_module("musicrep_jax.perf", "--preset=smoke", "--configs=proxy_dis", "--windows=2", "--steps=2",
-                   f"--data_dir={data_dir}")
+                   f"--data_dir={data_dir}", f"--profile={tmp_path}")
+  assert list(tmp_path.glob("proxy_dis/**/*.xplane.pb"))  # the trace of 10 steps
+  assert "XLA op time in" in out.stdout or "trace written to" in out.stdout
   row = next(l for l in out.stdout.splitlines() if l.startswith("proxy_dis"))
   compile_s, step, spread, pipeline, headroom, gflop, tflops, peak = row.split()[1:]
   assert float(step) > 0 and float(pipeline) > 0 and float(gflop) > 0

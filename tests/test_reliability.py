@@ -14,8 +14,9 @@ import pytest
 
 from conftest import REPO, run_module
 
-# Small checkpoint interval and per-step logging: many saves to be killed in, a full curve to compare.
-ARGS = ("--config=configs/triplet_dis_track.py:smoke", "--config.train.checkpoint_every_steps=3",
+# Small checkpoint interval and per-step logging: many saves to be killed in, a full curve to
+# compare. triplet_dis samples its triplets from the step's RNG: a resumed run must replay it.
+ARGS = ("--config=configs/triplet_dis.py:smoke", "--config.train.checkpoint_every_steps=3",
         "--config.train.log_every_steps=1")
 EVAL_KEYS = ("roc_auc", "pr_auc", "track_triplet_acc")
 
@@ -38,12 +39,11 @@ def reference(data_dir, tmp_path_factory):
   return workdir
 
 
-def test_same_seed_gives_the_same_loss_curve(reference, data_dir, tmp_path):
-  run_module("musicrep_jax.main", *args(tmp_path, data_dir))
-  assert curve(tmp_path) == curve(reference)  # exactly: CPU XLA and the seeded pipeline are deterministic
-  other = tmp_path / "seed1"
-  run_module("musicrep_jax.main", *args(other, data_dir, "--config.train.seed=1", "--config.train.max_epochs=1"))
-  assert curve(other)[0] != curve(reference)[0][:len(curve(other)[0])]
+def test_another_seed_gives_another_loss_curve(reference, data_dir, tmp_path):
+  # (The same seed giving exactly the same curve is asserted by the kill test below: its
+  # resumed run matches the reference run exactly.)
+  run_module("musicrep_jax.main", *args(tmp_path, data_dir, "--config.train.seed=1", "--config.train.max_epochs=1"))
+  assert curve(tmp_path)[0] != curve(reference)[0][:len(curve(tmp_path)[0])]
 
 
 def _start(workdir, data_dir, *extra):

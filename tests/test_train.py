@@ -34,6 +34,7 @@ def test_config_trains_checkpoints_evaluates_and_resumes(config, data_dir, tmp_p
   steps = [l for l in lines if "loss" in l]
   assert steps[-1]["step"] == 24 and all(np.isfinite(l["loss"]) for l in steps)
   assert {"step", "loss", "lr", "examples_per_s", "wall_s"} <= set(steps[0])
+  assert json.load(open(workdir / "train_summary.json"))["update_compilations"] == 1  # no recompilation
   result = json.load(open(workdir / "eval.json"))
   assert 0.0 <= result["roc_auc"] <= 1.0 and set(result["recall_at_k"]) == {"1", "2", "4", "8"}
   # Rerunning the same command resumes: no step is trained again.
@@ -112,13 +113,21 @@ def test_bad_configuration_fails_fast_with_one_sentence(data_dir, tmp_path):
   assert out.returncode == 2 and "unknown dataset 'nosuch'" in out.stderr
   # Checked before the dataset is loaded (or built): the data_dir does not even exist.
   for override, message in [("train.batch_size=abc", "--config.train.batch_size=abc: invalid literal"),
-                            ("train.learning_rate=0", "config.train.learning_rate=0.0 must be positive"),
-                            ("audio.crop_seconds=0.01", "the model needs at least 2 frames"),
-                            ("model.dtype=float8", "config.model.dtype='float8' is unknown")]:
+                            ("train.learning_rate=0", "config.train.learning_rate=0.0 must be positive")]:
     out = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", tmp_path / "f", tmp_path / "no_data",
                                                      f"--config.{override}"), check=False)
     assert out.returncode != 0 and message in out.stderr, (override, out.stderr[-2000:])
     assert not (tmp_path / "no_data").exists() and not (tmp_path / "f" / "checkpoints").exists()
+  # The same table-driven check, in this process, for the other kinds of mistake.
+  from musicrep_jax import configlib, train  # pylint: disable=import-outside-toplevel
+  for section, key, value, message in [("audio", "crop_seconds", 0.01, "the model needs at least 2 frames"),
+                                       ("model", "dtype", "float8", "config.model.dtype='float8' is unknown"),
+                                       ("train", "shuffle_buffer", -1, "config.train.shuffle_buffer=-1 must be positive"),
+                                       ("loss", "margin", float("nan"), "config.loss.margin")]:
+    config = configlib.load("proxy", "smoke")
+    config[section][key] = value
+    with pytest.raises(train.TrainingError, match=re.escape(message)):
+      train.check_config(config)
 
 
 def test_other_model_in_workdir_keeps_checkpoints(data_dir, tmp_path):

@@ -1,0 +1,88 @@
+"""The PyTorch twin of benchmarks/ computes what the JAX model computes (same weights)."""
+
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+torch = pytest.importorskip("torch", reason="the PyTorch twin needs the benchmark-only extra: pip install -e .[torch]")
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+import torch_twin  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from musicrep_jax import configlib, frontend, losses, train  # pylint: disable=g-import-not-at-top
+
+
+@pytest.mark.parametrize("preset", ["smoke", "default"])
+def test_twin_matches_jax_model(smoke_builder, preset):
+  config = configlib.load("proxy_dis", preset)
+  setup = train.Setup(config, smoke_builder)
+  state = jax.device_get(setup.init_state(3))
+  rng = np.random.default_rng(0)
+  # Fresh batch statistics would be 0 / 1: make them informative so eval mode is checked.
+  stats = jax.tree.map(lambda x: (rng.uniform(0.5, 1.5, x.shape) * (1 + x)).astype(np.float32), state["batch_stats"])
+  a, m = config.audio, config.model
+  twin = torch_twin.MusicEncoder(
+      mel_filterbank=frontend.mel_filterbank(16000, a.n_fft, a.n_mels), n_fft=a.n_fft, hop=a.hop,
+      num_tags=len(setup.tag_names), subspace_dims=m.subspace_dims, stem_features=m.stem_features,
+      features=m.features, blocks=m.blocks, hidden=m.hidden)
+  n_jax = sum(x.size for x in jax.tree.leaves(state["params"]))
+  assert sum(p.numel() for p in twin.parameters()) == n_jax
+  torch_twin.load_flax(twin, {"params": state["params"], "batch_stats": stats})
+  twin = twin.to(memory_format=torch.channels_last)
+
+  audio = (rng.normal(size=(6, setup.crop_len)) * 3000).astype(np.int16)
+  want = np.asarray(setup.embed(state["params"], stats, jnp.asarray(audio)))  # eval: running statistics
+  with torch.no_grad():
+    got = twin.eval()(torch.as_tensor(audio)).numpy()
+  np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3)
+  want_train = np.asarray(setup.embed(state["params"], stats, jnp.asarray(audio), train=True)[0])
+  with torch.no_grad():
+    got_train = twin.train()(torch.as_tensor(audio)).numpy()  # batch statistics
+  np.testing.assert_allclose(got_train, want_train, rtol=2e-3, atol=2e-3)
+
+  # The proxy loss on the same embedding and labels.
+  labels = (rng.random((6, len(setup.tag_names))) < 0.3).astype(np.float32)
+  masks = setup.objective.tag_masks
+  want_loss = float(losses.proxy_bce_loss(jnp.asarray(want), state["params"]["tag_weights"], labels, masks).mean())
+  got_loss = float(torch_twin.proxy_loss(torch.as_tensor(want), torch.as_tensor(state["params"]["tag_weights"]),
+                                         torch.as_tensor(labels), torch.as_tensor(masks)))
+  assert got_loss == pytest.approx(want_loss, rel=1e-5)
+
+
+def test_twin_trains(smoke_builder):
+  """Both losses run a few Adam steps on one batch (the same triplets) and the loss goes down."""
+  config = configlib.load("triplet_dis", "smoke")
+  setup = train.Setup(config, smoke_builder)
+  a, m = config.audio, config.model
+  rng = np.random.default_rng(1)
+  audio = torch.as_tensor((rng.normal(size=(12, setup.crop_len)) * 3000).astype(np.int16))
+  labels = torch.as_tensor((rng.random((12, len(setup.tag_names))) < 0.3).astype(np.float32))
+  for loss in ("proxy", "triplet"):
+    torch.manual_seed(0)
+    twin = torch_twin.MusicEncoder(
+        mel_filterbank=frontend.mel_filterbank(16000, a.n_fft, a.n_mels), n_fft=a.n_fft, hop=a.hop,
+        num_tags=len(setup.tag_names), subspace_dims=m.subspace_dims, stem_features=m.stem_features,
+        features=m.features, blocks=m.blocks, hidden=m.hidden)
+    trainer = torch_twin.Trainer(twin, loss, setup.objective.tag_masks, lr=3e-3)
+    curve = []
+    for _ in range(12):
+      torch.manual_seed(1)  # the same sampled triplets every step
+      curve.append(float(trainer.step(audio, labels)))
+    assert np.isfinite(curve).all() and np.mean(curve[-3:]) < np.mean(curve[:3]), (loss, curve)
+
+
+def test_perf_vs_torch_prints_the_ratio(data_dir):
+  from conftest import run_module  # pylint: disable=import-outside-toplevel
+  out = run_module("musicrep_jax.perf", "--preset=smoke", "--configs=proxy_dis", "--vs-torch", "--windows=2",
+                   "--steps=2", f"--data_dir={data_dir}")
+  row = next(l for l in out.stdout.splitlines() if l.startswith("proxy_dis"))
+  jax_rate, torch_rate, ratio = (float(v.rstrip("x")) for v in row.split()[1:4])
+  assert jax_rate > 0 and torch_rate > 0 and ratio > 0  # the ratio is a median of per-window ratios
+  bad = run_module("musicrep_jax.perf", "--preset=smoke", "--configs=class_vanilla", "--vs-torch",
+                   f"--data_dir={data_dir}", check=False)
+  assert bad.returncode == 2 and "the twin has the proxy and triplet losses" in bad.stderr
