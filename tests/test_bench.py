@@ -27,7 +27,7 @@ def test_bench_rejects_unknown_config(tmp_path):
 
 
 def test_perf_prints_step_and_pipeline_rates(data_dir, tmp_path):
-  out = run_module("musicrep_jax.perf", "--preset=smoke", "--configs=proxy_dis", "--windows=2", "--steps=2",
+  out = run_module("musicrep_jax.perf", "--preset=smoke", "--configs=proxy_dis", "--windows=1", "--steps=2",
                    f"--data_dir={data_dir}", f"--profile={tmp_path}")
   assert list(tmp_path.glob("proxy_dis/**/*.xplane.pb"))  # the trace of 10 steps
   assert "XLA op time in" in out.stdout or "trace written to" in out.stdout
