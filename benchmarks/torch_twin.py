@@ -81,6 +81,14 @@ class MusicEncoder(nn.Module):
     self.tag_weights = nn.Parameter(torch.randn(dim, num_tags) / dim**0.5)
     self.tag_bias = nn.Parameter(torch.zeros(num_tags))
 
+  @classmethod
+  def from_config(cls, config, num_tags: int, mel_filterbank: np.ndarray) -> MusicEncoder:
+    """The twin of the model a musicrep_jax config (ml_collections) describes."""
+    a, m = config.audio, config.model
+    return cls(mel_filterbank=mel_filterbank, n_fft=a.n_fft, hop=a.hop, num_tags=num_tags,
+               subspace_dims=m.subspace_dims, stem_features=m.stem_features, features=m.features,
+               blocks=m.blocks, hidden=m.hidden)
+
   def log_mel(self, audio):
     x = audio.float() / 32768.0
     spec = torch.stft(x, self.n_fft, self.hop, window=self.window, center=True, pad_mode="constant",

@@ -188,10 +188,8 @@ def vs_torch(name: str) -> dict:
                      f"{name} uses {config.loss.name!r} with {setup.crops} crops")
   a, m = config.audio, config.model
   device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
-  twin = torch_twin.MusicEncoder(
-      mel_filterbank=frontend.mel_filterbank(16000, a.n_fft, a.n_mels), n_fft=a.n_fft, hop=a.hop,
-      num_tags=len(setup.tag_names), subspace_dims=m.subspace_dims, stem_features=m.stem_features,
-      features=m.features, blocks=m.blocks, hidden=m.hidden)
+  twin = torch_twin.MusicEncoder.from_config(config, len(setup.tag_names),
+                                             frontend.mel_filterbank(16000, a.n_fft, a.n_mels))
   torch_twin.load_flax(twin, jax.device_get({"params": p["state"]["params"], "batch_stats": p["state"]["batch_stats"]}))
   trainer = torch_twin.Trainer(twin, config.loss.name, setup.objective.tag_masks, lr=1e-4, margin=config.loss.margin,
                                compile=_TORCH_COMPILE.value, device=device, bfloat16=m.dtype == "bfloat16")

@@ -254,9 +254,9 @@ class Index:
       else:
         path = self.approx_path(aspect)
         if os.path.exists(path):
-          self._searchers[aspect, method] = Approx.load(path, nprobe)
+          self._searchers[aspect, method] = Approx.load(path)
         else:
-          approx = self._searchers[aspect, method] = Approx.build(self.embeddings[:, mask], nprobe)
+          approx = self._searchers[aspect, method] = Approx.build(self.embeddings[:, mask])
           if os.path.isdir(os.path.dirname(path)):  # drop those of older versions
             for old in os.listdir(os.path.dirname(path)):
               if old.startswith(f"{aspect}-"):
@@ -264,7 +264,7 @@ class Index:
           os.makedirs(os.path.dirname(path), exist_ok=True)
           approx.save(path)
     searcher = self._searchers[aspect, method]
-    if isinstance(searcher, Approx):
+    if isinstance(searcher, Approx):  # a query-time setting, not part of the stored index
       searcher.index.nprobe = nprobe
     return searcher
 

@@ -25,11 +25,9 @@ def test_twin_matches_jax_model(smoke_builder, preset):
   rng = np.random.default_rng(0)
   # Fresh batch statistics would be 0 / 1: make them informative so eval mode is checked.
   stats = jax.tree.map(lambda x: (rng.uniform(0.5, 1.5, x.shape) * (1 + x)).astype(np.float32), state["batch_stats"])
-  a, m = config.audio, config.model
-  twin = torch_twin.MusicEncoder(
-      mel_filterbank=frontend.mel_filterbank(16000, a.n_fft, a.n_mels), n_fft=a.n_fft, hop=a.hop,
-      num_tags=len(setup.tag_names), subspace_dims=m.subspace_dims, stem_features=m.stem_features,
-      features=m.features, blocks=m.blocks, hidden=m.hidden)
+  a = config.audio
+  twin = torch_twin.MusicEncoder.from_config(config, len(setup.tag_names),
+                                             frontend.mel_filterbank(16000, a.n_fft, a.n_mels))
   n_jax = sum(x.size for x in jax.tree.leaves(state["params"]))
   assert sum(p.numel() for p in twin.parameters()) == n_jax
   torch_twin.load_flax(twin, {"params": state["params"], "batch_stats": stats})
@@ -58,16 +56,14 @@ def test_twin_trains(smoke_builder):
   """Both losses run a few Adam steps on one batch (the same triplets) and the loss goes down."""
   config = configlib.load("triplet_dis", "smoke")
   setup = train.Setup(config, smoke_builder)
-  a, m = config.audio, config.model
+  a = config.audio
   rng = np.random.default_rng(1)
   audio = torch.as_tensor((rng.normal(size=(12, setup.crop_len)) * 3000).astype(np.int16))
   labels = torch.as_tensor((rng.random((12, len(setup.tag_names))) < 0.3).astype(np.float32))
   for loss in ("proxy", "triplet"):
     torch.manual_seed(0)
-    twin = torch_twin.MusicEncoder(
-        mel_filterbank=frontend.mel_filterbank(16000, a.n_fft, a.n_mels), n_fft=a.n_fft, hop=a.hop,
-        num_tags=len(setup.tag_names), subspace_dims=m.subspace_dims, stem_features=m.stem_features,
-        features=m.features, blocks=m.blocks, hidden=m.hidden)
+    twin = torch_twin.MusicEncoder.from_config(config, len(setup.tag_names),
+                                               frontend.mel_filterbank(16000, a.n_fft, a.n_mels))
     trainer = torch_twin.Trainer(twin, loss, setup.objective.tag_masks, lr=3e-3)
     curve = []
     for _ in range(12):
