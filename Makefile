@@ -7,7 +7,7 @@ DATA_DIR ?= $(HOME)/tensorflow_datasets
 CONFIG ?= configs/proxy_dis.py
 WORKDIR ?= runs/proxy_dis
 
-.PHONY: install run test bench-smoke clean
+.PHONY: install run test test-fast bench-smoke clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,9 @@ run: install
 
 test: install
 	$(PY) -m pytest -q -n 2 --durations=15 tests
+
+test-fast: install  # unit tests only (no end-to-end subprocess runs): under 2 minutes
+	$(PY) -m pytest -q -n 2 -m "not slow" tests
 
 clean:
 	rm -rf $(VENV) runs

@@ -14,8 +14,10 @@ from typing import Any
 
 import orbax.checkpoint as ocp
 
+from musicrep_jax import errors
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(errors.UserError):
   """A checkpoint that cannot be used; the message says why and what to do."""
 
 

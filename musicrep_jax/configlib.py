@@ -8,17 +8,25 @@ for tests) or "paper" (the paper's backbone and schedule, for GPU/TPU).
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 
 import ml_collections
 
+from musicrep_jax import errors
+
 PRESETS = ("default", "smoke", "paper")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # a checkout (configs/ beside the package)
+CONFIGS_DIR = os.path.join(REPO, "configs")
+# The evaluators of evaluate.EVALUATORS that a run computes (drop names to skip tasks).
+EVAL_TASKS = ("training_time", "retrieval", "tagging", "tag_triplets", "track_triplets", "factor_triplets",
+              "human_triplets")
 
 
 def base(arg: str | None = None) -> ml_collections.ConfigDict:
   preset = arg or "default"
   if preset not in PRESETS:
-    raise ValueError(f"unknown preset {preset!r} in --config=...:{preset}: choose one of {', '.join(PRESETS)}")
+    raise errors.ConfigError(f"unknown preset {preset!r} in --config=...:{preset}: choose one of {', '.join(PRESETS)}")
   c = ml_collections.ConfigDict()
   c.preset = preset
   c.dataset = "synth_music"
@@ -37,7 +45,7 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
                  log_every_steps=10, checkpoint_every_steps=200, shuffle_buffer=512,
                  preemption_grace_s=30.0)
   c.eval = dict(batch_size=64, checkpoint="best", prototype_tracks=2000, max_tracks=0,
-                triplets_per_category=4000)
+                triplets_per_category=4000, tasks=EVAL_TASKS)
 
   if preset == "smoke":
     c.dataset = "synth_music:smoke"
@@ -57,9 +65,9 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
 
 def load(name: str, preset: str | None = None) -> ml_collections.ConfigDict:
   """The config of configs/<name>.py with a preset, as `--config=configs/<name>.py:<preset>` gives it."""
-  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", f"{name}.py")
+  path = os.path.join(CONFIGS_DIR, f"{name}.py")
   if not os.path.exists(path):
-    raise ValueError(f"configs/{name}.py does not exist")
+    raise errors.ConfigError(f"configs/{name}.py does not exist")
   spec = importlib.util.spec_from_file_location(f"configs.{name}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -74,10 +82,71 @@ def override(config: ml_collections.ConfigDict, assignments: list[str]) -> ml_co
     key, sep, text = a.partition("=")
     section, _, name = key.partition(".")
     if not sep or section not in config or name not in config[section]:
-      raise ValueError(f"--override={a!r}: give section.key=value with an existing key, e.g. model.dtype=bfloat16")
+      raise errors.ConfigError(f"--override={a!r}: give section.key=value with an existing key, e.g. model.dtype=bfloat16")
     try:
       value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
       value = text
     config[section][name] = value
   return config
+
+
+POSITIVE = ("train.batch_size", "train.learning_rate", "train.max_epochs", "train.log_every_steps",
+            "train.checkpoint_every_steps", "train.shuffle_buffer", "train.preemption_grace_s",
+            "audio.crop_seconds", "audio.n_fft", "audio.hop", "audio.n_mels", "model.stem_features",
+            "model.features", "model.blocks", "model.hidden", "loss.temperature", "eval.batch_size",
+            "eval.prototype_tracks")
+NON_NEGATIVE = ("train.steps_per_epoch", "train.plateau_patience", "train.max_reductions", "loss.margin",
+                "loss.track_weight", "eval.max_tracks", "eval.triplets_per_category")
+
+
+def _choices() -> dict:
+  from musicrep_jax import evaluate  # pylint: disable=import-outside-toplevel
+  from musicrep_jax import objective  # pylint: disable=import-outside-toplevel
+  return {"loss.name": tuple(objective.LOSSES), "model.head": ("dense", "subdense"),
+          "model.dtype": ("float32", "bfloat16"), "eval.checkpoint": ("best", "latest")}, tuple(evaluate.EVALUATORS)
+
+
+def _key(config, dotted: str):
+  section, key = dotted.split(".")
+  return config[section][key]
+
+
+def check(config: ml_collections.ConfigDict, devices: int, train_tracks: int | None = None) -> None:
+  """Every config setting that cannot work stops here with one sentence naming its key,
+  before any expensive work; `train_tracks` (the dataset's) adds the checks that need it."""
+  from musicrep_jax.data import features  # pylint: disable=import-outside-toplevel
+  for k in POSITIVE + NON_NEGATIVE:
+    v = _key(config, k)
+    if not math.isfinite(v) or v < 0 or (v == 0 and k in POSITIVE):
+      raise errors.ConfigError(f"config.{k}={v} must be {'positive' if k in POSITIVE else 'zero or more'}")
+  choices, tasks = _choices()
+  for k, allowed in choices.items():
+    if _key(config, k) not in allowed:
+      raise errors.ConfigError(f"config.{k}={_key(config, k)!r} is unknown: choose one of {', '.join(allowed)}")
+  unknown = [t for t in config.eval.tasks if t not in tasks]
+  if unknown:
+    raise errors.ConfigError(f"config.eval.tasks names {', '.join(map(repr, unknown))}: choose from {', '.join(tasks)}")
+  if config.train.plateau_factor <= 1:
+    raise errors.ConfigError(f"config.train.plateau_factor={config.train.plateau_factor} must exceed 1 "
+                             "(lr is divided by it)")
+  a = config.audio
+  if a.crop_seconds * features.SAMPLE_RATE < 2 * a.hop or a.n_mels > a.n_fft // 2 + 1:
+    raise errors.ConfigError(
+        f"config.audio gives {1 + int(a.crop_seconds * features.SAMPLE_RATE) // a.hop} frames of {a.n_mels} mel "
+        f"bands from {a.n_fft // 2 + 1} FFT bins: the model needs at least 2 frames "
+        "(crop_seconds * 16000 >= 2 * hop) and n_mels <= n_fft // 2 + 1")
+  t = config.train
+  if t.batch_size % devices:
+    raise errors.ConfigError(f"config.train.batch_size={t.batch_size} is not divisible by the {devices} devices: "
+                             f"use a multiple of {devices}")
+  if config.model.head == "subdense" and not config.loss.disentangled:
+    raise errors.ConfigError("config.model.head='subdense' needs config.loss.disentangled=True")
+  if any(d <= 0 for d in config.model.subspace_dims) or len(config.model.subspace_dims) != len(features.CATEGORIES):
+    raise errors.ConfigError(f"config.model.subspace_dims={tuple(config.model.subspace_dims)} needs one positive "
+                             f"size per category ({', '.join(features.CATEGORIES)})")
+  if config.model.features % 4:
+    raise errors.ConfigError(f"config.model.features={config.model.features} must be divisible by 4 "
+                             "(Inception branches)")
+  if train_tracks is not None and train_tracks < t.batch_size:
+    raise errors.ConfigError(f"config.train.batch_size={t.batch_size} exceeds the {train_tracks} training tracks")

@@ -1,18 +1,27 @@
-"""The paper's four evaluation tasks on a trained model; each evaluator returns named numbers.
+"""The paper's evaluation tasks; each evaluator is a small unit that returns named numbers.
 
-training time, similarity retrieval (recall@K), auto-tagging (ROC-AUC / PR-AUC) and
-triplet prediction (tag triplets in the complete space and the category subspaces,
+An evaluator takes the `Context` of a run (the model, its state and lazily computed
+song embeddings, shared between evaluators) and returns a dict that goes into
+eval.json. `EVALUATORS` lists them by name; `config.eval.tasks` picks which run (all by
+default). Adding a task is one function here and one entry in `EVALUATORS` (and in
+`configlib.EVAL_TASKS` to run it by default). `flatten` names every number of eval.json
+by its path ("recall_at_k/1"): the report and the run's summary line read those names.
+
+Tasks: training time, similarity retrieval (recall@K), auto-tagging (ROC-AUC / PR-AUC)
+and triplet prediction (tag triplets in the complete space and the category subspaces,
 track triplets, the generator's factor-controlled triplets, human triplets).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import functools
 import os
 
-import jax
 import numpy as np
 
+from musicrep_jax import errors
 from musicrep_jax import input_pipeline
 from musicrep_jax import metrics
 from musicrep_jax.data import features
@@ -20,16 +29,23 @@ from musicrep_jax.data import features
 CATS = features.CATEGORIES
 
 
+@dataclasses.dataclass
 class Embeddings:
-  """Song-level embeddings of a split (mean over non-overlapping 3-s windows) and the
-  first two window embeddings of each track (for track triplets)."""
+  """Song-level embeddings of a split (mean over non-overlapping 3-s windows) with the
+  first two window embeddings of each track (for track triplets) and the metadata."""
+  song: np.ndarray  # [N, D]
+  windows: list  # N arrays [<=2, D]
+  labels: np.ndarray  # [N, T] bool
+  track_id: list
+  triplet: np.ndarray  # [N, 3] (triplet id, role, category) or -1s
 
-  def __init__(self, setup, state, split: str, max_tracks: int = 0):
-    self.song, self.windows = song_embeddings(setup, state, input_pipeline.eval_windows(
+  @classmethod
+  def of_split(cls, setup, state, split: str, max_tracks: int = 0) -> Embeddings:
+    song, windows = song_embeddings(setup, state, input_pipeline.eval_windows(
         setup.builder, split, crop_len=setup.crop_len, batch_size=setup.config.eval.batch_size,
         max_tracks=max_tracks))
     meta = input_pipeline.track_metadata(setup.builder, split, max_tracks)
-    self.labels, self.track_id, self.triplet = meta["labels"], meta["track_id"], meta["triplet"]
+    return cls(song, windows, meta["labels"], meta["track_id"], meta["triplet"])
 
 
 def song_embeddings(setup, state, batches) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -51,29 +67,55 @@ def song_embeddings(setup, state, batches) -> tuple[np.ndarray, list[np.ndarray]
   return np.stack([sums[t] / counts[t] for t in order]), [np.stack(firsts[t]) for t in order]
 
 
-def training_time(meta: dict) -> dict:
+class Context:
+  """What the evaluators of one run share: the model, its state and the training
+  metadata; the test and training embeddings are computed once, when first asked for."""
+
+  def __init__(self, setup, state, meta: dict):
+    self.setup, self.state, self.meta = setup, state, meta
+    self.config = setup.config
+
+  @functools.cached_property
+  def test(self) -> Embeddings:
+    return Embeddings.of_split(self.setup, self.state, "test", self.config.eval.max_tracks)
+
+  @functools.cached_property
+  def prototypes(self) -> np.ndarray | None:
+    """[T, D] tag prototypes (mean training embedding of each tag) for losses that tag by
+    them; None for the others."""
+    if not self.setup.loss_spec.needs_prototypes:
+      return None
+    return prototypes(Embeddings.of_split(self.setup, self.state, "train", self.config.eval.prototype_tracks))
+
+  @property
+  def category_masks(self) -> np.ndarray | None:
+    """[S, D] subspace masks of a disentangled model, None for the others."""
+    return self.setup.objective.category_masks if self.config.loss.disentangled else None
+
+
+def prototypes(train: Embeddings) -> np.ndarray:
+  """[T, D] mean training embedding of each tag (zeros for tags without tracks)."""
+  lab = train.labels
+  return ((train.song.T @ lab) / np.maximum(lab.sum(0), 1)[None]).T
+
+
+def training_time(ctx: Context) -> dict:
+  meta = ctx.meta
   epoch_times = meta.get("epoch_times", [])
   return {"train_time_s": meta.get("train_time_s"),
           "epochs": meta["schedule"]["best_epoch"] + 1 if meta.get("schedule") else None,
           "epochs_run": meta.get("epoch"),
-          "time_per_epoch_s": float(np.median(epoch_times)) if epoch_times else None}
+          "time_per_epoch_s": float(np.median(epoch_times)) if epoch_times else None,
+          "val_loss_best": meta["schedule"]["best"] if meta.get("schedule") else None}
 
 
-def retrieval(test: Embeddings) -> dict:
-  return {"recall_at_k": metrics.recall_at_k(test.song, test.labels)}
+def retrieval(ctx: Context) -> dict:
+  return {"recall_at_k": metrics.recall_at_k(ctx.test.song, ctx.test.labels)}
 
 
-def prototypes(train: Embeddings) -> np.ndarray:
-  """[D, T] mean training embedding of each tag (zeros for tags without tracks)."""
-  lab = train.labels
-  return (train.song.T @ lab) / np.maximum(lab.sum(0), 1)[None]
-
-
-def tagging(setup, state, test: Embeddings, train: Embeddings | None) -> dict:
-  params = jax.device_get(state["params"])
-  protos = prototypes(train).T if train is not None else None
-  scores = np.asarray(setup.objective.tag_scores(test.song, params["tag_weights"], params["tag_bias"], protos))
-  return metrics.tagging_metrics(test.labels, scores, setup.tag_category, CATS)
+def tagging(ctx: Context) -> dict:
+  scores = ctx.setup.tag_scores(ctx.state, ctx.test.song, ctx.prototypes)
+  return metrics.tagging_metrics(ctx.test.labels, scores, ctx.setup.tag_category, CATS)
 
 
 def _per_category(emb, triplets_by_cat, masks):
@@ -84,22 +126,24 @@ def _per_category(emb, triplets_by_cat, masks):
   return out
 
 
-def tag_triplets(setup, test: Embeddings, per_category: int) -> dict:
-  by_cat = [metrics.sample_tag_triplets(test.labels, setup.tag_category, i, per_category) for i in range(len(CATS))]
-  out = {"complete": _per_category(test.song, by_cat, None)}
-  out["subspace"] = (_per_category(test.song, by_cat, setup.objective.category_masks)
-                     if setup.config.loss.disentangled else None)
+def tag_triplets(ctx: Context) -> dict:
+  test, tag_category = ctx.test, ctx.setup.tag_category
+  by_cat = [metrics.sample_tag_triplets(test.labels, tag_category, i, ctx.config.eval.triplets_per_category)
+            for i in range(len(CATS))]
+  out = {"complete": _per_category(test.song, by_cat, None),
+         "subspace": None if ctx.category_masks is None else _per_category(test.song, by_cat, ctx.category_masks)}
   return {"triplet_acc": out, "tag_triplets_per_category": [len(t) for t in by_cat]}
 
 
-def track_triplets(test: Embeddings, seed: int = 0) -> dict:
+def track_triplets(ctx: Context, seed: int = 0) -> dict:
   """Anchor and positive: two windows of one track; negative: a window of another."""
-  have_two = [i for i, w in enumerate(test.windows) if len(w) >= 2]
+  windows = ctx.test.windows
+  have_two = [i for i, w in enumerate(windows) if len(w) >= 2]
   if len(have_two) < 2:
     return {"track_triplet_acc": None}
   rng = np.random.default_rng(seed)
-  firsts = np.stack([test.windows[i][0] for i in have_two])
-  seconds = np.stack([test.windows[i][1] for i in have_two])
+  firsts = np.stack([windows[i][0] for i in have_two])
+  seconds = np.stack([windows[i][1] for i in have_two])
   n = len(have_two)
   others = (np.arange(n) + rng.integers(1, n, n)) % n
   emb = np.concatenate([firsts, seconds])
@@ -107,32 +151,38 @@ def track_triplets(test: Embeddings, seed: int = 0) -> dict:
   return {"track_triplet_acc": metrics.triplet_accuracy(emb, trip)}
 
 
-def factor_triplets(setup, state, max_tracks: int = 0) -> dict:
+def factor_triplets(ctx: Context) -> dict:
   """The generator's factor-controlled triplets (split test_triplets, synth_music only)."""
-  if "test_triplets" not in setup.builder.info.splits:
+  if "test_triplets" not in ctx.setup.builder.info.splits:
     return {}
-  emb = Embeddings(setup, state, "test_triplets", max_tracks)
+  emb = Embeddings.of_split(ctx.setup, ctx.state, "test_triplets")
   rows = {}
   for i, (tid, role, cat) in enumerate(emb.triplet):
     rows.setdefault((cat, tid), [None] * 3)[role] = i
   by_cat = [np.array([r for (c, _), r in sorted(rows.items()) if c == i and None not in r], int).reshape(-1, 3)
             for i in range(len(CATS))]
   out = {"factor_triplet_acc": _per_category(emb.song, by_cat, None)}
-  if setup.config.loss.disentangled:
-    out["factor_triplet_acc_subspace"] = _per_category(emb.song, by_cat, setup.objective.category_masks)
+  if ctx.category_masks is not None:
+    out["factor_triplet_acc_subspace"] = _per_category(emb.song, by_cat, ctx.category_masks)
   return out
 
 
-def human_triplets(path: str, test: Embeddings, min_agreement: float = 0.9) -> dict:
-  """Triplets of a dim-sim style CSV: columns anchor, positive, negative (clip ids of the
-  test split) and agreement; rows below `min_agreement` or naming unknown clips are skipped."""
+def human_triplets(ctx: Context, min_agreement: float = 0.9) -> dict:
+  """Triplets of a dim-sim style CSV (config.human_triplets): columns anchor, positive,
+  negative (clip ids of the test split) and agreement; rows below `min_agreement` or
+  naming unknown clips are skipped. Nothing without the file."""
+  path = ctx.config.human_triplets
+  if not path:
+    return {}
+  test = ctx.test
   index = {t: i for i, t in enumerate(test.track_id)}
   rows, unknown = [], 0
   with open(path, newline="") as f:
     reader = csv.DictReader(f)
     missing = {"anchor", "positive", "negative"} - set(reader.fieldnames or ())
     if missing:
-      raise ValueError(f"{path} lacks the column(s) {', '.join(sorted(missing))}: give anchor,positive,negative[,agreement]")
+      raise errors.ConfigError(f"config.human_triplets={path} lacks the column(s) {', '.join(sorted(missing))}: "
+                               "give anchor,positive,negative[,agreement]")
     for r in reader:
       if float(r.get("agreement") or 1.0) < min_agreement:
         continue
@@ -145,27 +195,50 @@ def human_triplets(path: str, test: Embeddings, min_agreement: float = 0.9) -> d
           "human_triplets_used": len(rows), "human_triplets_unknown_ids": unknown}
 
 
+EVALUATORS = {
+    "training_time": training_time,
+    "retrieval": retrieval,
+    "tagging": tagging,
+    "tag_triplets": tag_triplets,
+    "track_triplets": track_triplets,
+    "factor_triplets": factor_triplets,
+    "human_triplets": human_triplets,
+}
+
+
+def run_tasks(ctx: Context) -> dict:
+  """The numbers of the evaluators named in config.eval.tasks, in that order."""
+  out = {}
+  for name in ctx.config.eval.tasks:
+    out.update(EVALUATORS[name](ctx))
+  return out
+
+
 def evaluate(setup, state, meta: dict, workdir: str | None = None) -> dict:
-  """All tasks; the dict written to workdir/eval.json. With `workdir`, the test split's
-  song embeddings and labels go to workdir/test_embeddings.npz (for plots), and a
-  triplet model's tag prototypes to workdir/prototypes.npy (for `search tag`)."""
-  cfg = setup.config.eval
-  test = Embeddings(setup, state, "test", cfg.max_tracks)
-  if workdir:
-    np.savez(os.path.join(workdir, "test_embeddings.npz"), embeddings=test.song, labels=test.labels,
-             track_id=np.array(test.track_id), tag_category=setup.tag_category, dims=setup.dim_category,
-             disentangled=bool(setup.config.loss.disentangled))
-  out = {**training_time(meta), "val_loss_best": meta["schedule"]["best"] if meta.get("schedule") else None}
-  out.update(retrieval(test))
-  train = (Embeddings(setup, state, "train", cfg.prototype_tracks)
-           if setup.config.loss.name.startswith("triplet") else None)
-  out.update(tagging(setup, state, test, train))
-  if workdir and train is not None:
-    np.save(os.path.join(workdir, "prototypes.npy"), prototypes(train))
-  out.update(tag_triplets(setup, test, cfg.triplets_per_category))
-  out.update(track_triplets(test))
-  out.update(factor_triplets(setup, state))
-  if setup.config.human_triplets:
-    out.update(human_triplets(setup.config.human_triplets, test))
-  out["test_tracks"] = len(test.song)
+  """The tasks of config.eval.tasks, in that order; the dict written to eval.json. With
+  `workdir`, the test split's song embeddings and labels go to workdir/test_embeddings.npz
+  (for plots), and a prototype-tagging model's tag prototypes to workdir/prototypes.npy
+  (for `search tag`)."""
+  ctx = Context(setup, state, meta)
+  out = run_tasks(ctx)
+  if workdir and ctx.prototypes is not None:
+    np.save(os.path.join(workdir, "prototypes.npy"), ctx.prototypes.T)
+  if "test" in ctx.__dict__:  # computed by a task
+    test = ctx.test
+    out["test_tracks"] = len(test.song)
+    if workdir:
+      np.savez(os.path.join(workdir, "test_embeddings.npz"), embeddings=test.song, labels=test.labels,
+               track_id=np.array(test.track_id), tag_category=setup.tag_category, dims=setup.dim_category,
+               disentangled=bool(setup.config.loss.disentangled))
+  return out
+
+
+def flatten(results: dict, prefix: str = "") -> dict:
+  """{"a": {"b": 1}} -> {"a/b": 1}: the name of every number of eval.json."""
+  out = {}
+  for k, v in results.items():
+    if isinstance(v, dict):
+      out.update(flatten(v, f"{prefix}{k}/"))
+    else:
+      out[f"{prefix}{k}"] = v
   return out

@@ -42,7 +42,7 @@ class TrackSource:
   """A host's share of a split, read as up to 16 pieces made once per process; each epoch
   chains them in an order seeded by (seed, epoch). (Each `as_dataset` call keeps about
   7 MB of host memory for the life of the process, so one call per epoch would grow
-  without bound over a long run; `python -m musicrep_jax.perf --memory=...` measures it.)"""
+  without bound over a long run; `python -m musicrep_jax.tools.perf --memory=...` measures it.)"""
 
   def __init__(self, builder, split: str, process_index: int = 0, process_count: int = 1):
     n = builder.info.splits[split].num_examples // process_count

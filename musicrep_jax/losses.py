@@ -27,8 +27,12 @@ def subspace_masks(subspace_dims: Sequence[int]) -> np.ndarray:
   return masks
 
 
-def l2_normalize(x: jax.Array, axis: int = -1) -> jax.Array:
-  """x / ||x||, with a gradient that stays finite at x = 0."""
+def l2_normalize(x, axis: int = -1):
+  """x / sqrt(||x||^2 + EPS): unit vectors, zero stays zero, a gradient that stays finite
+  at x = 0. The one L2 normalisation of the project: a numpy array is normalised on the
+  host in its own precision (metrics in float64, faiss inputs), anything else with JAX."""
+  if isinstance(x, np.ndarray):
+    return x / np.sqrt(np.sum(x * x, axis=axis, keepdims=True) + EPS)
   return x * jax.lax.rsqrt(jnp.sum(x * x, axis=axis, keepdims=True) + EPS)
 
 

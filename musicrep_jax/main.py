@@ -22,6 +22,7 @@ _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Multi-process run: jax.d
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-process).")
+_DEBUG = flags.DEFINE_bool("debug", False, "Show the traceback of a user error too (or MUSICREP_JAX_DEBUG=1).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -41,12 +42,12 @@ def main(argv):
       pass
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
                                process_id=_PROCESS_ID.value)
+  from musicrep_jax import errors  # pylint: disable=import-outside-toplevel
   from musicrep_jax import run  # pylint: disable=import-outside-toplevel
+  if _DEBUG.value:
+    os.environ["MUSICREP_JAX_DEBUG"] = "1"
   try:
-    run.run(_CONFIG.value, _WORKDIR.value, _MODE.value)
-  except run.USER_ERRORS as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    errors.exit_on_user_error(run.run, _CONFIG.value, _WORKDIR.value, _MODE.value)
   except run.train.Preempted:
     sys.exit(143)  # the conventional status of a process ended by SIGTERM
 

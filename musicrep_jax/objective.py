@@ -1,17 +1,20 @@
 """A model's training objective: which loss of `losses.py`, in which (sub)space.
 
-config.loss.name:
-  "triplet"       label-conditioned triplets (paper rows 1-3),
-  "triplet_bh"    batch-hard triplets: over the whole batch (positives share any tag), or
-                  per category subspace when disentangled,
-  "proxy"         proxy / normalised classification (rows 4, 5, 7, 8),
-  "proxy_nca"     Proxy-NCA for multi-label data (temperature config.loss.temperature),
-  "vanilla"       vanilla classification (row 6).
-config.loss.disentangled puts each tag's loss in its category's subspace;
-config.loss.track_weight > 0 adds the track-triplet regulariser (row 3).
+Every loss is described once, in `LOSSES` (name -> `LossSpec`): how a batch is scored,
+how a trained model tags (its outputs, or the cosine to each tag's prototype), and
+whether its tag scores are logits. `objective`, `evaluate`, `search` and the tools read
+the table; none of them tests a loss's name. Adding a loss is a pure function in
+`losses.py`, one entry here and one file in configs/ (see CONTRIBUTING.md).
+
+config.loss.disentangled puts each tag's loss in its category's subspace: the same
+function of `losses.py` given that subspace's mask (all ones: the complete space);
+config.loss.track_weight > 0 adds the track-triplet regulariser (paper row 3).
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -19,27 +22,113 @@ import numpy as np
 
 from musicrep_jax import losses
 
-NAMES = ("triplet", "triplet_bh", "proxy", "proxy_nca", "vanilla")
+
+@dataclasses.dataclass(frozen=True)
+class LossSpec:
+  """One loss.
+
+  batch_loss(objective, rng, embeddings [N, D], tag_weights [D, T], tag_bias [T], labels [N, T])
+    -> (scalar loss, dict of scalar metrics).
+  tag_scores(objective, embeddings [N, D], tag_weights, tag_bias, prototypes [T, D] or None) -> [N, T].
+  needs_prototypes: tagging compares with each tag's mean training embedding (metric learning
+    without a per-tag output); evaluation computes them and `search` needs prototypes.npy.
+  logits: the tag scores are logits (a sigmoid gives probabilities); otherwise cosines.
+  inputs_per_example: excerpts of a track embedded for one training example.
+  """
+  batch_loss: Callable
+  tag_scores: Callable
+  needs_prototypes: bool
+  logits: bool
+  inputs_per_example: int = 1
+  doc: str = ""
+
+
+def _mean_valid(per, valid):
+  return per.sum() / jnp.maximum(valid.sum(), 1)
+
+
+def _label_triplet(o, rng, emb, w, b, labels):
+  per, valid = losses.label_triplet_loss(rng, emb, labels, jnp.asarray(o.tag_masks), o.cfg.margin)
+  return _mean_valid(per, valid), {"valid_triplets": valid.mean()}
+
+
+def _batch_hard_triplet(o, rng, emb, w, b, labels):
+  per, valid = losses.batch_hard_triplet_loss(emb, labels, o.tag_group, o.group_masks, o.cfg.margin)
+  return _mean_valid(per, valid), {"valid_triplets": valid.mean()}
+
+
+def _proxy_bce(o, rng, emb, w, b, labels):
+  return losses.proxy_bce_loss(emb, w, labels, o.tag_masks).mean(), {}
+
+
+def _proxy_nca(o, rng, emb, w, b, labels):
+  per, count = losses.proxy_nca_loss(emb, w, labels, o.tag_group, o.cfg.temperature, o.tag_masks)
+  return _mean_valid(per, count > 0), {"valid_examples": (count > 0).mean()}
+
+
+def _vanilla_bce(o, rng, emb, w, b, labels):
+  return losses.vanilla_bce_loss(emb, w, b, labels).mean(), {}
+
+
+def _prototype_scores(o, emb, w, b, prototypes):
+  return losses.tag_logits(emb, losses.l2_normalize(jnp.asarray(prototypes) * o.tag_masks, -1).T, None, o.tag_masks)
+
+
+def _proxy_scores(o, emb, w, b, prototypes):
+  return losses.tag_logits(emb, w, None, o.tag_masks)
+
+
+def _unit_proxy_scores(o, emb, w, b, prototypes):
+  return losses.tag_logits(emb, losses.l2_normalize(jnp.asarray(w) * o.tag_masks.T, axis=0), None, o.tag_masks)
+
+
+def _vanilla_scores(o, emb, w, b, prototypes):
+  return losses.tag_logits(emb, w, b, None, normalize=False)
+
+
+LOSSES = {
+    "triplet": LossSpec(_label_triplet, _prototype_scores, needs_prototypes=True, logits=False,
+                        doc="label-conditioned triplets sampled in the batch (paper rows 1-3)"),
+    "triplet_bh": LossSpec(_batch_hard_triplet, _prototype_scores, needs_prototypes=True, logits=False,
+                           doc="batch-hard triplets: over the batch, or per category subspace when disentangled"),
+    "proxy": LossSpec(_proxy_bce, _proxy_scores, needs_prototypes=False, logits=True,
+                      doc="proxy loss = normalised classification (paper rows 4, 5, 7, 8)"),
+    "proxy_nca": LossSpec(_proxy_nca, _unit_proxy_scores, needs_prototypes=False, logits=False,
+                          doc="Proxy-NCA for multi-label data (temperature config.loss.temperature)"),
+    "vanilla": LossSpec(_vanilla_bce, _vanilla_scores, needs_prototypes=False, logits=True,
+                        doc="vanilla classification (paper row 6)"),
+}
+NAMES = tuple(LOSSES)
+
+
+def spec(loss_config) -> LossSpec:
+  return LOSSES[loss_config.name]
 
 
 def crops_per_track(loss_config) -> int:
   """Excerpts of each track in a batch: two when the track regulariser needs them."""
-  return 2 if loss_config.track_weight > 0 else 1
+  return max(spec(loss_config).inputs_per_example, 2 if loss_config.track_weight > 0 else 1)
 
 
 class Objective:
-  """Holds the constant masks; `__call__` is pure and jit-friendly."""
+  """Holds the constant masks; `__call__` and `tag_scores` are pure and jit-friendly.
+
+  Without disentanglement the masks select the complete space: every tag's mask is all
+  ones and all tags form one group, so each loss is the same function either way.
+  """
 
   def __init__(self, loss_config, subspace_dims, tag_category):
-    if loss_config.name not in NAMES:
-      raise ValueError(f"config.loss.name={loss_config.name!r} is unknown: choose one of {', '.join(NAMES)}")
     self.cfg = loss_config
+    self.spec = spec(loss_config)
     self.category_masks = losses.subspace_masks(subspace_dims)  # [S, D]
     self.tag_category = np.asarray(tag_category, np.int32)
+    dim = self.category_masks.shape[1]
     if loss_config.disentangled:
       self.tag_masks = self.category_masks[self.tag_category]  # [T, D]
+      self.tag_group, self.group_masks = self.tag_category, self.category_masks
     else:
-      self.tag_masks = np.ones((len(tag_category), self.category_masks.shape[1]), np.float32)
+      self.tag_masks = np.ones((len(tag_category), dim), np.float32)
+      self.tag_group, self.group_masks = np.zeros_like(self.tag_category), np.ones((1, dim), np.float32)
 
   def __call__(self, rng, embeddings, tag_weights, tag_bias, labels):
     """Mean loss of a batch.
@@ -47,54 +136,23 @@ class Objective:
     Args: embeddings: [N, K, D] (K excerpts per track); labels: [N, T].
     Returns: (scalar loss, dict of scalar metrics).
     """
-    cfg = self.cfg
     first = embeddings[:, 0]
     k_main, k_track = jax.random.split(rng)
-    aux = {}
-    if cfg.name == "triplet":
-      per, valid = losses.label_triplet_loss(k_main, first, labels, jnp.asarray(self.tag_masks), cfg.margin)
-      loss = per.sum() / jnp.maximum(valid.sum(), 1)
-      aux["valid_triplets"] = valid.mean()
-    elif cfg.name == "triplet_bh":
-      if cfg.disentangled:
-        per, valid = losses.batch_hard_triplet_loss(first, labels, self.tag_category,
-                                                    jnp.asarray(self.category_masks), cfg.margin)
-      else:  # one group holding every tag, in the complete space
-        per, valid = losses.batch_hard_triplet_loss(first, labels, np.zeros_like(self.tag_category),
-                                                    jnp.ones((1, self.category_masks.shape[1])), cfg.margin)
-      loss = per.sum() / jnp.maximum(valid.sum(), 1)
-      aux["valid_triplets"] = valid.mean()
-    elif cfg.name == "proxy_nca":
-      if cfg.disentangled:
-        per, count = losses.proxy_nca_loss(first, tag_weights, labels, self.tag_category, cfg.temperature,
-                                           jnp.asarray(self.tag_masks))
-      else:
-        per, count = losses.proxy_nca_loss(first, tag_weights, labels, None, cfg.temperature)
-      loss = per.sum() / jnp.maximum((count > 0).sum(), 1)
-      aux["valid_examples"] = (count > 0).mean()
-    elif cfg.name == "proxy":
-      masks = jnp.asarray(self.tag_masks) if cfg.disentangled else None
-      loss = losses.proxy_bce_loss(first, tag_weights, labels, masks).mean()
-    else:
-      loss = losses.vanilla_bce_loss(first, tag_weights, tag_bias, labels).mean()
+    loss, aux = self.spec.batch_loss(self, k_main, first, tag_weights, tag_bias, labels)
     aux["main_loss"] = loss
-    if cfg.track_weight > 0:
-      track = losses.track_triplet_loss(k_track, first, embeddings[:, 1], cfg.margin).mean()
+    if self.cfg.track_weight > 0:
+      track = losses.track_triplet_loss(k_track, first, embeddings[:, 1], self.cfg.margin).mean()
       aux["track_loss"] = track
-      loss = loss + cfg.track_weight * track
+      loss = loss + self.cfg.track_weight * track
     return loss, aux
 
   def tag_scores(self, embeddings, tag_weights, tag_bias, prototypes=None):
-    """Per-tag scores for auto-tagging: the classifier / proxy outputs, or for metric
-    learning models the cosine to each tag's prototype (mean training embedding), in the
-    tag's subspace when disentangled. [N, D] -> [N, T]."""
-    if self.cfg.name.startswith("triplet"):
-      return losses.tag_logits(embeddings, losses.l2_normalize(prototypes * self.tag_masks, -1).T,
-                               None, jnp.asarray(self.tag_masks), normalize=True)
-    masks = jnp.asarray(self.tag_masks) if self.cfg.disentangled else None
-    if self.cfg.name == "proxy":
-      return losses.tag_logits(embeddings, tag_weights, None, masks, normalize=True)
-    if self.cfg.name == "proxy_nca":  # cosine to the normalised proxy, in the tag's subspace
-      return losses.tag_logits(embeddings, losses.l2_normalize(tag_weights * jnp.asarray(self.tag_masks).T, axis=0),
-                               None, masks, normalize=True)
-    return losses.tag_logits(embeddings, tag_weights, tag_bias, None, normalize=False)
+    """Per-tag scores for auto-tagging, [N, D] -> [N, T]: the classifier / proxy outputs,
+    or for metric learning models the cosine to each tag's prototype ([T, D], the mean
+    training embedding), in the tag's subspace when disentangled."""
+    return self.spec.tag_scores(self, embeddings, tag_weights, tag_bias, prototypes)
+
+  def tag_probabilities(self, embeddings, tag_weights, tag_bias, prototypes=None) -> np.ndarray:
+    """Tag scores for people: sigmoid of logits, cosines as they are."""
+    s = np.asarray(self.tag_scores(embeddings, tag_weights, tag_bias, prototypes))
+    return 1 / (1 + np.exp(-s)) if self.spec.logits else s

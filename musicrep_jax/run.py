@@ -7,15 +7,9 @@ import os
 
 import jax
 
-from musicrep_jax import checkpointing
 from musicrep_jax import evaluate
 from musicrep_jax import progress
 from musicrep_jax import train
-from musicrep_jax.data import corpora
-from musicrep_jax.data import registry
-
-USER_ERRORS = (train.TrainingError, registry.DatasetError, checkpointing.CheckpointError,
-               corpora.CorpusError, ValueError, FileNotFoundError)
 
 
 def run(config, workdir: str, mode: str = "train") -> dict:
@@ -35,7 +29,7 @@ def run(config, workdir: str, mode: str = "train") -> dict:
     progress.log(f"training {config.loss.name}{' (disentangled)' if config.loss.disentangled else ''} on "
                  f"{config.dataset} with {jax.device_count()} {jax.devices()[0].platform} device(s) in {workdir}", lead)
     train.train(config, workdir, setup)
-  state, meta = restore_for_eval(setup, workdir)
+  state, meta = setup.restore(workdir)
   progress.log(f"evaluating the {config.eval.checkpoint} checkpoint (step {int(state['step'])})", lead)
   results = evaluate.evaluate(setup, state, meta, workdir if lead else None)
   if lead:
@@ -44,31 +38,19 @@ def run(config, workdir: str, mode: str = "train") -> dict:
   return results
 
 
-def restore_for_eval(setup, workdir: str):
-  ckpt = checkpointing.Checkpoints(workdir)
-  try:
-    which = setup.config.eval.checkpoint
-    meta = ckpt.read_meta(which) or ckpt.read_meta("latest")
-    if meta is None:
-      raise checkpointing.CheckpointError(f"{workdir} holds no checkpoint: train first (--mode=train)")
-    if meta.get("identity") != train.model_identity(setup.config):
-      raise checkpointing.CheckpointError(f"{workdir} holds a checkpoint of a different model: "
-                                          "evaluate it with the config it was trained with")
-    abstract = setup.abstract_state()
-    restored = ckpt.restore(abstract, which) or ckpt.restore(abstract, "latest")
-    state, _ = restored
-    # The training-time figures come from the newest checkpoint, the weights from `which`.
-    latest = ckpt.read_meta("latest")
-    return state, latest
-  finally:
-    ckpt.close()
-
-
-def summary(r: dict) -> str:
-  rk = r["recall_at_k"]
-  t = r["triplet_acc"]
-  return (f"eval: ROC-AUC {r['roc_auc']:.3f} PR-AUC {r['pr_auc']:.3f} | recall@1/2/4/8 "
-          f"{rk['1']:.3f}/{rk['2']:.3f}/{rk['4']:.3f}/{rk['8']:.3f} | tag triplets {t['complete']['overall']:.3f}"
-          + (f" (subspace {t['subspace']['overall']:.3f})" if t["subspace"] else "")
-          + (f" | factor triplets {r['factor_triplet_acc']['overall']:.3f}" if "factor_triplet_acc" in r else "")
-          + (f" | track triplets {r['track_triplet_acc']:.3f}" if r.get("track_triplet_acc") is not None else ""))
+def summary(results: dict) -> str:
+  """The run's one-line result, from the names of evaluate.flatten."""
+  r = evaluate.flatten(results)
+  parts = []
+  if "roc_auc" in r:
+    parts.append(f"ROC-AUC {r['roc_auc']:.3f} PR-AUC {r['pr_auc']:.3f}")
+  if "recall_at_k/1" in r:
+    parts.append("recall@1/2/4/8 " + "/".join(f"{r[f'recall_at_k/{k}']:.3f}" for k in (1, 2, 4, 8)))
+  if "triplet_acc/complete/overall" in r:
+    sub = r.get("triplet_acc/subspace/overall")
+    parts.append(f"tag triplets {r['triplet_acc/complete/overall']:.3f}" + (f" (subspace {sub:.3f})" if sub else ""))
+  if "factor_triplet_acc/overall" in r:
+    parts.append(f"factor triplets {r['factor_triplet_acc/overall']:.3f}")
+  if r.get("track_triplet_acc") is not None:
+    parts.append(f"track triplets {r['track_triplet_acc']:.3f}")
+  return "eval: " + " | ".join(parts)

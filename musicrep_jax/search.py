@@ -21,33 +21,28 @@ the whole space (there are no subspaces), and the output says so.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import jax  # pylint: disable=g-import-not-at-top
-import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
-from musicrep_jax import checkpointing
+from musicrep_jax import errors
 from musicrep_jax import evaluate
 from musicrep_jax import input_pipeline
-from musicrep_jax import run
-from musicrep_jax import train
+from musicrep_jax import losses
+from musicrep_jax import metrics
+from musicrep_jax import model as model_lib
 from musicrep_jax.data import audio as audio_lib
 from musicrep_jax.data import features
 
 ASPECTS = ("all",) + tuple(features.CATEGORIES)
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 
 
-class SearchError(ValueError):
+class SearchError(errors.UserError):
   """Bad input to search; the message says what to do."""
-
 
 
 def aspect_mask(dims: np.ndarray, disentangled: bool, aspect: str) -> np.ndarray:
@@ -61,37 +56,28 @@ def aspect_mask(dims: np.ndarray, disentangled: bool, aspect: str) -> np.ndarray
 
 
 class Model:
-  """A trained model of a workdir, usable without its dataset."""
+  """A trained model of a workdir, usable without its dataset or the training loop."""
 
-  def __init__(self, setup: train.Setup, state, prototypes: np.ndarray | None, workdir: str):
-    self.setup, self.state, self.prototypes, self.workdir = setup, state, prototypes, workdir
-    self.config = setup.config
-    self.tag_names = setup.tag_names
-    self.tag_category = setup.tag_category
-    self.dims = setup.dim_category
+  def __init__(self, model: model_lib.Model, state, prototypes: np.ndarray | None, workdir: str):
+    self.setup, self.state, self.prototypes, self.workdir = model, state, prototypes, workdir
+    self.config = model.config
+    self.tag_names = model.tag_names
+    self.tag_category = model.tag_category
+    self.dims = model.dim_category
     self.disentangled = bool(self.config.loss.disentangled)
 
   @classmethod
   def load(cls, workdir: str) -> Model:
     workdir = os.path.abspath(os.path.expanduser(workdir))
-    paths = {n: os.path.join(workdir, n) for n in ("config.json", "tags.json", "prototypes.npy")}
-    for name in ("config.json", "tags.json"):
-      if not os.path.exists(paths[name]):
-        raise SearchError(f"{paths[name]} is missing: give the --workdir of a run trained (or evaluated with "
-                          "--mode=eval) by this version of musicrep_jax")
-    with open(paths["config.json"]) as f:
-      config = ml_collections.ConfigDict(json.load(f))
-    with open(paths["tags.json"]) as f:
-      vocab = json.load(f)
-    setup = train.Setup(config, None, vocab=vocab)
-    state, _ = run.restore_for_eval(setup, workdir)
+    model, state = model_lib.load(workdir)
     protos = None
-    if config.loss.name.startswith("triplet"):
-      if not os.path.exists(paths["prototypes.npy"]):
-        raise SearchError(f"{paths['prototypes.npy']} is missing: run `python -m musicrep_jax.main "
+    if model.loss_spec.needs_prototypes:
+      path = os.path.join(workdir, "prototypes.npy")
+      if not os.path.exists(path):
+        raise SearchError(f"{path} is missing: run `python -m musicrep_jax.main "
                           f"--config=... --workdir={workdir} --mode=eval` to write it")
-      protos = np.load(paths["prototypes.npy"])
-    return cls(setup, state, protos, workdir)
+      protos = np.load(path).T  # [T, D]
+    return cls(model, state, protos, workdir)
 
   def embed(self, tracks: list[np.ndarray]) -> np.ndarray:
     """int16 mono 16-kHz tracks -> [N, D] song embeddings (mean over 3-s windows)."""
@@ -103,13 +89,9 @@ class Model:
     return self.embed([audio_lib.decode(p) for p in paths])
 
   def tag_scores(self, embeddings: np.ndarray) -> np.ndarray:
-    """[N, T] tag scores: the sigmoid of the classifier / proxy output, or for metric
-    learning models (triplet, Proxy-NCA) the cosine to the tag's prototype / proxy."""
-    params = jax.device_get(self.state["params"])
-    protos = None if self.prototypes is None else self.prototypes.T
-    s = np.asarray(self.setup.objective.tag_scores(jnp.asarray(embeddings), params["tag_weights"],
-                                                    params["tag_bias"], protos))
-    return 1 / (1 + np.exp(-s)) if self.config.loss.name in ("proxy", "vanilla") else s
+    """[N, T] tag scores: the sigmoid of a classifier / proxy output, or the cosine to the
+    tag's prototype or proxy for metric-learning losses (objective.LOSSES says which)."""
+    return self.setup.tag_scores(self.state, embeddings, self.prototypes, probabilities=True)
 
   def tag(self, embedding: np.ndarray, top: int = 3) -> dict[str, list[tuple[str, float]]]:
     """{category: [(tag, score), ...]}: the `top` tags of each category for one song."""
@@ -126,37 +108,7 @@ APPROX_MIN = 1_000_000  # "auto" search is approximate from this many tracks (ex
 METHODS = ("auto", "exact", "approx")
 
 
-@jax.jit
-def _unit_rows(x):
-  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-24))
-
-
-@functools.partial(jax.jit, static_argnames="k")
-def _top_k_block(block, queries, k):
-  return jax.lax.top_k(_unit_rows(queries) @ block.T, k)
-
-
-class Exact:
-  """Exact cosine search: the unit-normalised rows stay on the accelerator in blocks of
-  `chunk` rows; a query is one matmul and top-k per block, then a merge on the host."""
-
-  def __init__(self, vectors, chunk: int = 1 << 18):
-    self.blocks = [_unit_rows(jnp.asarray(vectors[s: s + chunk], jnp.float32))
-                   for s in range(0, len(vectors), chunk)]
-    jax.block_until_ready(self.blocks)
-
-  def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """[Q, D] -> (indices [Q, k], cosines [Q, k]), best first (ties: lower index first)."""
-    q = jnp.asarray(queries, jnp.float32)
-    sims, idx, offset = [], [], 0
-    for block in self.blocks:
-      s, i = _top_k_block(block, q, min(k, block.shape[0]))
-      sims.append(np.asarray(s))
-      idx.append(np.asarray(i) + offset)
-      offset += block.shape[0]
-    s, i = np.concatenate(sims, 1), np.concatenate(idx, 1)
-    order = np.lexsort((i, -s), axis=-1)[:, :k]
-    return np.take_along_axis(i, order, 1), np.take_along_axis(s, order, 1)
+Exact = metrics.CosineTopK
 
 
 class Approx:
@@ -171,8 +123,7 @@ class Approx:
 
   @staticmethod
   def _unit(x) -> np.ndarray:
-    x = np.ascontiguousarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return np.ascontiguousarray(losses.l2_normalize(np.asarray(x, np.float32)))
 
   @classmethod
   def build(cls, vectors: np.ndarray, nprobe: int = 32, seed: int = 0) -> Approx:
@@ -277,8 +228,9 @@ class Index:
     path = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(audio_dir):
       raise SearchError(f"--audio={audio_dir} is not a folder")
-    files = sorted(os.path.join(r, f) for r, _, fs in os.walk(audio_dir) for f in fs
-                   if f.lower().endswith(AUDIO_EXTENSIONS))
+    found = sorted(os.path.join(r, f) for r, _, fs in os.walk(audio_dir) for f in fs)
+    files = [f for f in found if audio_lib.is_audio(f)]
+    unsupported = {f: audio_lib.unsupported_reason(f) for f in found if not audio_lib.is_audio(f)}
     stamps = np.array([[os.path.getsize(f), os.stat(f).st_mtime_ns] for f in files], np.int64).reshape(-1, 2)
     known = {}
     if os.path.exists(path):
@@ -293,7 +245,7 @@ class Index:
         emb[i] = known[f][1]
       else:
         todo.append(i)
-    skipped, ok = {}, np.ones(len(files), bool)
+    skipped, ok = dict(unsupported), np.ones(len(files), bool)
     bar = tqdm(total=len(todo), unit="file", desc="embedding", disable=not verbose or not todo)
     for start in range(0, len(todo), batch_files):
       decoded, rows = [], []
@@ -310,7 +262,7 @@ class Index:
     index = cls(path, [f for f, k in zip(files, ok) if k], stamps[ok], emb[ok], model.dims, model.disentangled,
                 model.workdir, skipped)
     index.save()
-    index.added = len(todo) - len(skipped)
+    index.added = len(todo) - (len(skipped) - len(unsupported))
     return index
 
   def vector(self, path: str) -> np.ndarray:
@@ -431,11 +383,7 @@ def _require(**values):
 
 
 def main(argv):
-  try:
-    _cli(argv)
-  except (SearchError, audio_lib.BadAudio, checkpointing.CheckpointError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  errors.exit_on_user_error(_cli, argv)
 
 
 if __name__ == "__main__":

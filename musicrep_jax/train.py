@@ -3,84 +3,38 @@
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import signal
 import threading
 import time
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
-from jax.sharding import NamedSharding, PartitionSpec as P
 
 from musicrep_jax import checkpointing
-from musicrep_jax import frontend
+from musicrep_jax import configlib
+from musicrep_jax import errors
 from musicrep_jax import input_pipeline
-from musicrep_jax import models
-from musicrep_jax import objective as objective_lib
+from musicrep_jax import model as model_lib
 from musicrep_jax import progress
 from musicrep_jax import schedule
 from musicrep_jax.data import features
 from musicrep_jax.data import registry
 
 
-class TrainingError(RuntimeError):
+class TrainingError(errors.UserError):
   """Training cannot go on; the message says why and what to do."""
 
 
-class Setup:
-  """Everything a run derives from its config and dataset: model, objective, mesh, fns."""
+class Setup(model_lib.Model):
+  """A model with its dataset: the training loss, the jitted update and the data sources."""
 
-  def __init__(self, config: ml_collections.ConfigDict, builder, vocab: dict | None = None):
-    """`builder` may be None for inference only, with `vocab` ({category: tags}) given."""
-    self.config = config
+  def __init__(self, config: ml_collections.ConfigDict, builder):
+    super().__init__(config, features.vocab_from_info(builder.info))
     self.builder = builder
-    self.vocab = vocab or features.vocab_from_info(builder.info)
-    vocab = self.vocab
-    self.tag_names = features.tag_names(vocab)
-    self.tag_category = features.tag_categories(vocab)
-    m = config.model
-    self.dim_category = np.repeat(np.arange(len(features.CATEGORIES)), m.subspace_dims)  # [D]
-    self.model = models.MusicEncoder(
-        num_tags=len(self.tag_names), subspace_dims=tuple(m.subspace_dims), head=m.head,
-        tag_weight_scale=m.tag_weight_scale, stem_features=m.stem_features, features=m.features,
-        blocks=m.blocks, hidden=m.hidden, dtype=jnp.dtype(m.dtype))
-    self.objective = objective_lib.Objective(config.loss, m.subspace_dims, self.tag_category)
-    self.crops = objective_lib.crops_per_track(config.loss)
-    self.crop_len = int(round(config.audio.crop_seconds * features.SAMPLE_RATE))
-    self.log_mel = functools.partial(frontend.log_mel, sample_rate=features.SAMPLE_RATE, n_fft=config.audio.n_fft,
-                                     hop=config.audio.hop, n_mels=config.audio.n_mels)
-    self.mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
-    self.replicated = NamedSharding(self.mesh, P())
-    self.data_sharded = NamedSharding(self.mesh, P("data"))
-    self.tx = optax.scale_by_adam()
-
-  def _init(self, rng) -> dict:
-    variables = self.model.init(rng, self.log_mel(jnp.zeros((2, self.crop_len), jnp.int16)), train=False)
-    params = variables["params"]
-    return {"step": jnp.zeros((), jnp.int32), "params": params, "batch_stats": variables["batch_stats"],
-            "opt_state": self.tx.init(params)}
-
-  def init_state(self, seed: int) -> dict:
-    """A fresh train state, replicated over the mesh (one compiled program, not op by op)."""
-    return jax.jit(self._init, out_shardings=self.replicated)(jax.random.key(seed))
-
-  def abstract_state(self) -> dict:
-    """Shapes, dtypes and shardings of the train state, computed without running anything."""
-    shapes = jax.eval_shape(self._init, jax.random.key(0))
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated), shapes)
-
-  def embed(self, params, batch_stats, audio, train=False):
-    """int16 audio [N, L] -> embeddings [N, D] (and new batch stats when training)."""
-    variables = {"params": params, "batch_stats": batch_stats}
-    if train:
-      return self.model.apply(variables, self.log_mel(audio), train=True, mutable=["batch_stats"])
-    return self.model.apply(variables, self.log_mel(audio), train=False)
 
   def loss(self, params, batch_stats, batch, rng, train):
     audio = batch["audio"]  # [B, K, L]
@@ -112,11 +66,6 @@ class Setup:
     return jax.jit(lambda s, b, rng: self.loss(s["params"], s["batch_stats"], b, rng, False)[0],
                    in_shardings=(self.replicated, self.data_sharded, None))
 
-  @functools.cached_property
-  def embed_fn(self):
-    """jitted (state, int16 audio [N, L]) -> embeddings [N, D] for evaluation."""
-    return jax.jit(lambda s, audio: self.embed(s["params"], s["batch_stats"], audio))
-
   def global_batch(self, host_batch: dict) -> dict:
     return {k: jax.make_array_from_process_local_data(self.data_sharded, v) for k, v in host_batch.items()}
 
@@ -130,60 +79,10 @@ class Setup:
         crops=self.crops, seed=seed, epoch=epoch, shuffle_buffer=self.config.train.shuffle_buffer)
 
 
-POSITIVE = ("train.batch_size", "train.learning_rate", "train.max_epochs", "train.log_every_steps",
-            "train.checkpoint_every_steps", "train.shuffle_buffer", "train.preemption_grace_s",
-            "audio.crop_seconds", "audio.n_fft", "audio.hop", "audio.n_mels", "model.stem_features",
-            "model.features", "model.blocks", "model.hidden", "loss.temperature", "eval.batch_size",
-            "eval.prototype_tracks")
-NON_NEGATIVE = ("train.steps_per_epoch", "train.plateau_patience", "train.max_reductions", "loss.margin",
-                "loss.track_weight", "eval.max_tracks", "eval.triplets_per_category")
-CHOICES = {"loss.name": objective_lib.NAMES, "model.head": ("dense", "subdense"),
-           "model.dtype": ("float32", "bfloat16"), "eval.checkpoint": ("best", "latest")}
-
-
-def _key(config, dotted: str):
-  section, key = dotted.split(".")
-  return config[section][key]
-
-
 def check_config(config, builder=None) -> None:
-  """Impossible settings stop the run before any expensive work (with `builder`, also
-  the settings that depend on the dataset)."""
-  for k in POSITIVE + NON_NEGATIVE:
-    v = _key(config, k)
-    if not math.isfinite(v) or v < 0 or (v == 0 and k in POSITIVE):
-      raise TrainingError(f"config.{k}={v} must be {'positive' if k in POSITIVE else 'zero or more'}")
-  for k, choices in CHOICES.items():
-    if _key(config, k) not in choices:
-      raise TrainingError(f"config.{k}={_key(config, k)!r} is unknown: choose one of {', '.join(choices)}")
-  if config.train.plateau_factor <= 1:
-    raise TrainingError(f"config.train.plateau_factor={config.train.plateau_factor} must exceed 1 (lr is divided by it)")
-  a = config.audio
-  if a.crop_seconds * features.SAMPLE_RATE < 2 * a.hop or a.n_mels > a.n_fft // 2 + 1:
-    raise TrainingError(f"config.audio gives {1 + int(a.crop_seconds * features.SAMPLE_RATE) // a.hop} frames of "
-                        f"{a.n_mels} mel bands from {a.n_fft // 2 + 1} FFT bins: the model needs at least 2 frames "
-                        "(crop_seconds * 16000 >= 2 * hop) and n_mels <= n_fft // 2 + 1")
-  n_dev = jax.device_count()
-  t = config.train
-  if t.batch_size % n_dev:
-    raise TrainingError(f"config.train.batch_size={t.batch_size} is not divisible by the {n_dev} devices: "
-                        f"use a multiple of {n_dev}")
-  if config.model.head == "subdense" and not config.loss.disentangled:
-    raise TrainingError("config.model.head='subdense' needs config.loss.disentangled=True")
-  if any(d <= 0 for d in config.model.subspace_dims) or len(config.model.subspace_dims) != len(features.CATEGORIES):
-    raise TrainingError(f"config.model.subspace_dims={tuple(config.model.subspace_dims)} needs one positive "
-                        f"size per category ({', '.join(features.CATEGORIES)})")
-  if config.model.features % 4:
-    raise TrainingError(f"config.model.features={config.model.features} must be divisible by 4 (Inception branches)")
-  if builder is not None and builder.info.splits["train"].num_examples < t.batch_size:
-    raise TrainingError(f"config.train.batch_size={t.batch_size} exceeds the "
-                        f"{builder.info.splits['train'].num_examples} training tracks")
-
-
-def model_identity(config) -> dict:
-  """What a checkpoint must match to be resumed or evaluated."""
-  ident = {"loss": config.loss.to_dict(), "model": config.model.to_dict(), "audio": config.audio.to_dict()}
-  return json.loads(json.dumps(ident))  # as it reads back from checkpoint metadata
+  """configlib.check with this process's devices (and the dataset's size when given)."""
+  configlib.check(config, jax.device_count(),
+                  builder.info.splits["train"].num_examples if builder is not None else None)
 
 
 def load_dataset(config):
@@ -234,7 +133,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
   ckpt = checkpointing.Checkpoints(workdir)
   writer = None
   try:
-    identity = model_identity(config)
+    identity = setup.identity()
     meta = {"epoch": 0, "schedule": schedule.init(t.learning_rate), "identity": identity,
             "train_time_s": 0.0, "epoch_times": []}
     restored_meta = ckpt.read_meta()

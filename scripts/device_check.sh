@@ -23,12 +23,12 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
 $PY -c "import jax, sys; print('python', sys.version.split()[0], 'jax', jax.__version__, jax.devices())"
 DATASET=synth_music; [ "$PRESET" = smoke ] && DATASET=synth_music:smoke
 $PY -m musicrep_jax.data --dataset="$DATASET" --data_dir="$DATA_DIR" 2>&1 | tail -2
-.venv/bin/python -m musicrep_jax.perf --preset="$PRESET" --configs=proxy_dis,triplet_dis --windows=5 --steps=10 \
+.venv/bin/python -m musicrep_jax.tools.perf --preset="$PRESET" --configs=proxy_dis,triplet_dis --windows=5 --steps=10 \
     --override=model.dtype="$DTYPE" --data_dir="$DATA_DIR" --peak_tflops="$PEAK_TFLOPS" 2>&1 \
     | grep -v "^[IW][0-9]\|^WARNING" | tee "$OUT/device_check.txt"
 # JAX against the PyTorch twin (issue #7), when torch with CUDA is installed (.[torch]).
 if $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() or '$PRESET' == 'smoke' else 1)" 2>/dev/null; then
-  .venv/bin/python -m musicrep_jax.perf --preset="$PRESET" --configs=proxy_dis,triplet_dis --windows=5 --steps=10 \
+  .venv/bin/python -m musicrep_jax.tools.perf --preset="$PRESET" --configs=proxy_dis,triplet_dis --windows=5 --steps=10 \
       --override=model.dtype="$DTYPE" --data_dir="$DATA_DIR" --vs-torch 2>&1 \
       | grep -v "^[IW][0-9]\|^WARNING" | tee -a "$OUT/device_check.txt"
 else

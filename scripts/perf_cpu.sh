@@ -8,9 +8,9 @@ DATA_DIR=${DATA_DIR:-$HOME/tensorflow_datasets}
 TUNED_MALLOC=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736
 lscpu | grep -E "^Model name|^CPU\(s\)"
 for preset in smoke default; do
-  $PY -m musicrep_jax.perf --preset=$preset --data_dir="$DATA_DIR"
-  $PY -m musicrep_jax.perf --preset=$preset --vs-torch --windows=7 --data_dir="$DATA_DIR"
+  $PY -m musicrep_jax.tools.perf --preset=$preset --data_dir="$DATA_DIR"
+  $PY -m musicrep_jax.tools.perf --preset=$preset --vs-torch --windows=7 --data_dir="$DATA_DIR"
 done
 # Without the XLA flag musicrep_jax sets, and with glibc's allocator told to keep its memory.
-MUSICREP_JAX_XLA_TUNING=0 $PY -m musicrep_jax.perf --preset=default --vs-torch --windows=7 --data_dir="$DATA_DIR"
-GLIBC_TUNABLES=$TUNED_MALLOC $PY -m musicrep_jax.perf --preset=default --vs-torch --windows=7 --data_dir="$DATA_DIR"
+MUSICREP_JAX_XLA_TUNING=0 $PY -m musicrep_jax.tools.perf --preset=default --vs-torch --windows=7 --data_dir="$DATA_DIR"
+GLIBC_TUNABLES=$TUNED_MALLOC $PY -m musicrep_jax.tools.perf --preset=default --vs-torch --windows=7 --data_dir="$DATA_DIR"

@@ -8,8 +8,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import REPO
+
+pytestmark = pytest.mark.slow  # end-to-end runs of the real commands
 
 
 def _port():

@@ -14,6 +14,8 @@ import pytest
 
 from conftest import REPO, run_module
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the real commands
+
 # Small checkpoint interval and per-step logging: many saves to be killed in, a full curve to
 # compare. triplet_dis samples its triplets from the step's RNG: a resumed run must replay it.
 ARGS = ("--config=configs/triplet_dis.py:smoke", "--config.train.checkpoint_every_steps=3",

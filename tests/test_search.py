@@ -31,6 +31,7 @@ def collection(data_dir, tmp_path_factory):
   return workdir, audio, root
 
 
+@pytest.mark.slow
 def test_index_query_tag_cli(collection):
   workdir, audio, root = collection
   index = root / "music.npz"
@@ -66,6 +67,7 @@ def test_index_query_tag_cli(collection):
   assert out.returncode == 2 and "config.json is missing" in out.stderr
 
 
+@pytest.mark.slow
 def test_mood_subspace_ranks_same_mood_above_others(collection):
   from musicrep_jax import search  # pylint: disable=import-outside-toplevel
   workdir, audio, root = collection
@@ -134,3 +136,26 @@ def test_exact_search_matches_numpy_and_approx_recall(tmp_path):
                        np.repeat(np.arange(4), 8), True, "/run", {})
   with pytest.raises(search.SearchError, match="holds no tracks"):
     empty.query(db[0])
+
+
+@pytest.mark.slow
+def test_every_common_format_is_indexed_and_other_files_are_listed(collection):
+  from musicrep_jax.data import audio  # pylint: disable=import-outside-toplevel
+  workdir, audio_dir, root = collection
+  folder = root / "formats"
+  folder.mkdir()
+  wav = sorted((audio_dir / "sub").iterdir())[0]
+  x, rate = sf.read(wav)
+  exts = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff")
+  for ext in exts:
+    audio.encode(str(folder / f"song{ext}"), x, rate)
+  (folder / "notes.txt").write_text("liner notes")
+  index = root / "formats.npz"
+  out = run_module("musicrep_jax.search", "index", f"--workdir={workdir}", f"--audio={folder}", f"--out={index}")
+  assert f": {len(exts)} files ({len(exts)} embedded now), skipped 1" in out.stdout, out.stdout
+  assert "notes.txt: not a supported audio format (.txt" in out.stdout
+  # Every encoding of one song is that song: each finds the others nearest (cosine near 1).
+  hits = json.loads(run_module("musicrep_jax.search", "query", f"--index={index}", f"--path={folder / 'song.wav'}",
+                               "--k=7", "--json").stdout)
+  assert {h["path"] for h in hits} == {str(folder / f"song{e}") for e in exts}
+  assert min(h["similarity"] for h in hits) > 0.9

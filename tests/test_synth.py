@@ -92,6 +92,7 @@ def test_factor_triplets_control_one_category(smoke_builder):
         assert a[other] == n[other], other  # the negative differs in this category only
 
 
+@pytest.mark.slow
 def test_interrupted_build_is_never_read_and_rerun_completes(tmp_path):
   cmd = [sys.executable, "-m", "musicrep_jax.data", "--dataset=synth_music:smoke", f"--data_dir={tmp_path}"]
   proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -110,6 +111,7 @@ def test_interrupted_build_is_never_read_and_rerun_completes(tmp_path):
   assert tfds.builder_from_directory(str(final)).info.splits["train"].num_examples == 36
 
 
+@pytest.mark.slow
 def test_bad_dataset_arguments_exit_with_one_sentence(tmp_path):
   out = run_module("musicrep_jax.data", "--dataset=synth_music:huge", f"--data_dir={tmp_path}", check=False)
   assert out.returncode == 2 and "unknown synth_music preset 'huge'" in out.stderr

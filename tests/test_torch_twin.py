@@ -1,18 +1,12 @@
-"""The PyTorch twin of benchmarks/ computes what the JAX model computes (same weights)."""
-
-import os
-import sys
+"""The PyTorch twin (musicrep_jax/tools/torch_twin.py) computes what the JAX model computes (same weights)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO
-
 torch = pytest.importorskip("torch", reason="the PyTorch twin needs the benchmark-only extra: pip install -e .[torch]")
-sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-import torch_twin  # pylint: disable=g-import-not-at-top,wrong-import-position
+from musicrep_jax.tools import torch_twin  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from musicrep_jax import configlib, frontend, losses, train  # pylint: disable=g-import-not-at-top
 
@@ -74,11 +68,11 @@ def test_twin_trains(smoke_builder):
 
 def test_perf_vs_torch_prints_the_ratio(data_dir):
   from conftest import run_module  # pylint: disable=import-outside-toplevel
-  out = run_module("musicrep_jax.perf", "--preset=smoke", "--configs=proxy_dis", "--vs-torch", "--windows=2",
+  out = run_module("musicrep_jax.tools.perf", "--preset=smoke", "--configs=proxy_dis", "--vs-torch", "--windows=2",
                    "--steps=2", f"--data_dir={data_dir}")
   row = next(l for l in out.stdout.splitlines() if l.startswith("proxy_dis"))
   jax_rate, torch_rate, ratio = (float(v.rstrip("x")) for v in row.split()[1:4])
   assert jax_rate > 0 and torch_rate > 0 and ratio > 0  # the ratio is a median of per-window ratios
-  bad = run_module("musicrep_jax.perf", "--preset=smoke", "--configs=class_vanilla", "--vs-torch",
+  bad = run_module("musicrep_jax.tools.perf", "--preset=smoke", "--configs=class_vanilla", "--vs-torch",
                    f"--data_dir={data_dir}", check=False)
   assert bad.returncode == 2 and "the twin has the proxy and triplet losses" in bad.stderr

@@ -13,6 +13,8 @@ import pytest
 
 from conftest import REPO, run_module, run_python
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the real commands
+
 # configs/class.py is configs/proxy.py under the paper's other name (checked below), so it
 # is not trained twice.
 CONFIGS = ["triplet", "triplet_dis", "triplet_dis_track", "proxy", "proxy_dis", "class_vanilla", "class_dis"]
@@ -130,15 +132,15 @@ def test_bad_configuration_fails_fast_with_one_sentence(data_dir, tmp_path):
     assert out.returncode != 0 and message in out.stderr, (override, out.stderr[-2000:])
     assert not (tmp_path / "no_data").exists() and not (tmp_path / "f" / "checkpoints").exists()
   # The same table-driven check, in this process, for the other kinds of mistake.
-  from musicrep_jax import configlib, train  # pylint: disable=import-outside-toplevel
+  from musicrep_jax import configlib, errors  # pylint: disable=import-outside-toplevel
   for section, key, value, message in [("audio", "crop_seconds", 0.01, "the model needs at least 2 frames"),
                                        ("model", "dtype", "float8", "config.model.dtype='float8' is unknown"),
                                        ("train", "shuffle_buffer", -1, "config.train.shuffle_buffer=-1 must be positive"),
                                        ("loss", "margin", float("nan"), "config.loss.margin")]:
     config = configlib.load("proxy", "smoke")
     config[section][key] = value
-    with pytest.raises(train.TrainingError, match=re.escape(message)):
-      train.check_config(config)
+    with pytest.raises(errors.ConfigError, match=re.escape(message)):
+      configlib.check(config, devices=1)
 
 
 def test_other_model_in_workdir_keeps_checkpoints(data_dir, tmp_path):

@@ -34,6 +34,7 @@ from typing import Iterator, NamedTuple
 import tensorflow_datasets as tfds
 import tqdm
 
+from musicrep_jax import errors
 from musicrep_jax.data import audio as audio_lib
 from musicrep_jax.data import features
 
@@ -58,7 +59,7 @@ MTAT_CATEGORY_OF = {
 SPLIT_NAMES = ("train", "validation", "test")
 
 
-class CorpusError(RuntimeError):
+class CorpusError(errors.UserError):
   """The manual_dir does not hold the corpus; the message says what is missing."""
 
 
@@ -95,7 +96,7 @@ def _audio_files(root: str) -> dict[str, str]:
   out = {}
   for dirpath, _, names in os.walk(root):
     for n in names:
-      if n.lower().endswith(audio_lib.AUDIO_EXTENSIONS):
+      if audio_lib.is_audio(n):
         out.setdefault(n.split(".")[0], os.path.join(dirpath, n))
   return out
 

@@ -11,14 +11,15 @@ import os
 
 import tensorflow_datasets as tfds
 
+from musicrep_jax import errors
+
 from musicrep_jax.data import corpora
 from musicrep_jax.data import synth_music
 
 BUILDERS = {"synth_music": synth_music.SynthMusic, **corpora.BUILDERS}
 
 
-class DatasetError(RuntimeError):
-  """A dataset that cannot be found, built or read; the message says what to do."""
+DatasetError = errors.DatasetError
 
 
 def make_builder(dataset: str, data_dir: str, *, manual_dir: str = "", soundfont: str = "",
@@ -28,10 +29,7 @@ def make_builder(dataset: str, data_dir: str, *, manual_dir: str = "", soundfont
     raise DatasetError(f"unknown dataset {name!r}: choose one of {', '.join(BUILDERS)}")
   data_dir = os.path.expanduser(data_dir)
   if name == "synth_music":
-    try:
-      config = synth_music.make_config(preset or "default", size=size, seed=seed, soundfont=soundfont)
-    except (ValueError, FileNotFoundError) as e:
-      raise DatasetError(str(e)) from e
+    config = synth_music.make_config(preset or "default", size=size, seed=seed, soundfont=soundfont)
     # Presets are registered configs (passed by name); variants are passed whole.
     return synth_music.SynthMusic(config=config.name if config.name in synth_music.PRESETS else config,
                                   data_dir=data_dir)
@@ -64,5 +62,5 @@ def load(dataset: str, data_dir: str, *, build: bool = True, **kwargs) -> tfds.c
                        f"`python -m musicrep_jax.data --dataset={dataset} --data_dir={data_dir}`")
   try:
     return prepare(builder)
-  except (corpora.CorpusError, FileNotFoundError, ValueError) as e:
+  except errors.UserError as e:
     raise DatasetError(f"could not build {dataset} in {data_dir}: {e}") from e

@@ -22,6 +22,8 @@ from typing import Sequence
 import numpy as np
 from scipy import signal
 
+from musicrep_jax import errors
+
 CATEGORIES = ("genre", "mood", "instrument", "era")
 GENRES = ("rock", "metal", "jazz", "electronic", "hiphop", "classical", "country", "latin")
 MOODS = ("happy", "sad", "aggressive", "calm", "dark")
@@ -382,7 +384,7 @@ def _synth(soundfont: str, sample_rate: int):
   try:
     sfid = synth.sfload(_soundfont_bytes(soundfont))
   except Exception as e:
-    raise ValueError(f"{soundfont} is not a readable SF2/SF3 soundfont ({e})") from e
+    raise errors.DatasetError(f"{soundfont} is not a readable SF2/SF3 soundfont ({e})") from e
   return synth, sfid
 
 
@@ -448,6 +450,6 @@ def render_track(spec: TrackSpec, sample_rate: int = 16000, soundfont: str | Non
   soundfont = soundfont or default_soundfont()
   dry = render_notes(compose(spec), spec.programs, spec.duration, sample_rate, soundfont)
   if not np.any(np.abs(dry) > 1e-5):
-    raise ValueError(f"soundfont {soundfont} rendered silence for programs {spec.programs}")
+    raise errors.DatasetError(f"soundfont {soundfont} rendered silence for programs {spec.programs}")
   wet = produce(dry, spec, sample_rate)
   return np.round(np.clip(wet, -1.0, 1.0) * 32767).astype(np.int16)

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 import tqdm
 
+from musicrep_jax import errors
 from musicrep_jax.data import features
 from musicrep_jax.data import synth
 
@@ -47,19 +48,19 @@ def make_config(preset: str = "default", *, size: int | None = None, seed: int =
                 soundfont: str = "") -> SynthMusicConfig:
   """A builder config for a preset; non-default size, seed or soundfont get their own name."""
   if preset not in PRESETS:
-    raise ValueError(f"unknown synth_music preset {preset!r}: choose one of {', '.join(PRESETS)}")
+    raise errors.DatasetError(f"unknown synth_music preset {preset!r}: choose one of {', '.join(PRESETS)}")
   kwargs = dict(PRESETS[preset])
   name = preset
   if size is not None:
     if size < 10:
-      raise ValueError(f"--size={size} is too small: give at least 10 training tracks")
+      raise errors.DatasetError(f"--size={size} is too small: give at least 10 training tracks")
     kwargs.update(num_train=size, num_validation=max(size // 10, 4), num_test=max(size // 5, 4))
     name += f"-n{size}"
   if seed:
     name += f"-seed{seed}"
   if soundfont:
     if not os.path.isfile(soundfont):
-      raise FileNotFoundError(f"--soundfont={soundfont} does not exist: give the path of an SF2 or SF3 file")
+      raise errors.DatasetError(f"--soundfont={soundfont} does not exist: give the path of an SF2 or SF3 file")
     with open(soundfont, "rb") as f:
       name += "-sf" + hashlib.sha1(f.read()).hexdigest()[:8]
   return SynthMusicConfig(name=name, description=f"synth_music preset {preset}", seed=seed,

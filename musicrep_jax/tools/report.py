@@ -7,7 +7,23 @@ import os
 
 import numpy as np
 
-CATS = ("genre", "mood", "instrument", "era")
+from musicrep_jax.losses import l2_normalize
+
+from musicrep_jax.data.features import CATEGORIES as CATS
+from musicrep_jax.evaluate import flatten
+
+# Table columns: column -> (name of the number in evaluate.flatten(eval.json), scale).
+COLUMNS = {
+    "train_time_s": ("train_time_s", 1), "epochs": ("epochs", 1), "time_per_epoch_s": ("time_per_epoch_s", 1),
+    **{f"R@{k}": (f"recall_at_k/{k}", 100) for k in ("1", "2", "4", "8")},
+    "roc_auc": ("roc_auc", 1), "pr_auc": ("pr_auc", 1),
+    **{f"auc_{c}": (f"roc_auc_per_category/{c}", 1) for c in CATS},
+    **{f"tag_{space}_{c}": (f"triplet_acc/{space}/{c}", 1) for space in ("complete", "subspace") for c in (*CATS, "overall")},
+    "track_triplet": ("track_triplet_acc", 1),
+    **{f"factor_{c}": (f"factor_triplet_acc/{c}", 1) for c in (*CATS, "overall")},
+    **{f"factor_sub_{c}": (f"factor_triplet_acc_subspace/{c}", 1) for c in (*CATS, "overall")},
+    "human_triplet": ("human_triplet_acc", 1),
+}
 
 
 def _stat(values):
@@ -17,29 +33,22 @@ def _stat(values):
   return float(np.mean(vals)), float(np.std(vals)) if len(vals) > 1 else None
 
 
+def _get(flat: dict, name: str, scale: float):
+  v = flat.get(name)
+  return None if v is None else scale * v
+
+
 def summarise(results: dict[str, list[dict]]) -> list[dict]:
   """One row per config: mean (and std over seeds) of every reported number."""
-  getters = {
-      "train_time_s": lambda r: r["train_time_s"],
-      "epochs": lambda r: r["epochs"],
-      "time_per_epoch_s": lambda r: r["time_per_epoch_s"],
-      "time_to_best_s": lambda r: r["epochs"] * r["time_per_epoch_s"],
-      **{f"R@{k}": (lambda k: lambda r: 100 * r["recall_at_k"][k])(k) for k in ("1", "2", "4", "8")},
-      "roc_auc": lambda r: r["roc_auc"], "pr_auc": lambda r: r["pr_auc"],
-      **{f"auc_{c}": (lambda c: lambda r: r["roc_auc_per_category"][c])(c) for c in CATS},
-      **{f"tag_{space}_{c}": (lambda s, c: lambda r: (r["triplet_acc"][s] or {}).get(c))(space, c)
-         for space in ("complete", "subspace") for c in (*CATS, "overall")},
-      "track_triplet": lambda r: r.get("track_triplet_acc"),
-      **{f"factor_{c}": (lambda c: lambda r: (r.get("factor_triplet_acc") or {}).get(c))(c) for c in (*CATS, "overall")},
-      **{f"factor_sub_{c}": (lambda c: lambda r: (r.get("factor_triplet_acc_subspace") or {}).get(c))(c)
-         for c in (*CATS, "overall")},
-      "human_triplet": lambda r: r.get("human_triplet_acc"),
-  }
   rows = []
   for name, runs in results.items():
+    flats = [flatten(r) for r in runs]
     row = {"model": name, "seeds": len(runs)}
-    for key, get in getters.items():
-      row[key], row[key + "_std"] = _stat([get(r) for r in runs])
+    for column, (key, scale) in COLUMNS.items():
+      row[column], row[column + "_std"] = _stat([_get(f, key, scale) for f in flats])
+    row["time_to_best_s"], row["time_to_best_s_std"] = _stat([
+        f["epochs"] * f["time_per_epoch_s"] if f.get("epochs") and f.get("time_per_epoch_s") else None
+        for f in flats])
     rows.append(row)
   fastest = min(r["time_to_best_s"] for r in rows)
   for r in rows:
@@ -148,7 +157,7 @@ def plots(rows: list[dict], workdirs: dict[str, list[str]], out: str) -> None:
     for j, c in enumerate(CATS):
       ax = axes[i, j]
       sub = d["embeddings"][:, d["dims"] == j] if d["disentangled"] else d["embeddings"]
-      sub = sub / np.maximum(np.linalg.norm(sub, axis=1, keepdims=True), 1e-12)
+      sub = l2_normalize(sub)
       centred = sub - sub.mean(0)
       _, _, vt = np.linalg.svd(centred, full_matrices=False)
       xy = centred @ vt[:2].T

@@ -1,16 +1,16 @@
 """Speed of the train step and of the input pipeline, side by side in one process.
 
-  python -m musicrep_jax.perf [--preset=smoke|default|paper] [--configs=proxy_dis,triplet_dis] [--windows=5]
-  python -m musicrep_jax.perf --profile=/tmp/trace [--preset=...]  (then the op-time summary)
-  python -m musicrep_jax.perf --vs-torch [--torch_compile] [--preset=...] [--configs=proxy_dis,triplet_dis]
-  python -m musicrep_jax.perf --memory=64,512,2048 [--memory_epochs=3]
+  python -m musicrep_jax.tools.perf [--preset=smoke|default|paper] [--configs=proxy_dis,triplet_dis] [--windows=5]
+  python -m musicrep_jax.tools.perf --profile=/tmp/trace [--preset=...]  (then the op-time summary)
+  python -m musicrep_jax.tools.perf --vs-torch [--torch_compile] [--preset=...] [--configs=proxy_dis,triplet_dis]
+  python -m musicrep_jax.tools.perf --memory=64,512,2048 [--memory_epochs=3]
 
 Per config: compile seconds of the update, train-step examples/s after compilation
 (median of timed windows on one fixed batch), the tf.data pipeline's examples/s on the
 real dataset, and their ratio (the pipeline must not be the bottleneck); FLOPs per
 example from XLA's cost analysis of the compiled step, the FLOP/s achieved, and the
 device's peak memory (GPU/TPU; CPU does not report it).
-With --vs-torch: JAX against the PyTorch twin of benchmarks/ (same model, batch and
+With --vs-torch: JAX against the PyTorch twin (musicrep_jax/tools/torch_twin.py) (same model, batch and
 initial weights), alternating timed windows, and the ratio of their examples/s.
 With --memory: the input pipeline's host memory (resident set) after each of several
 epochs, per shuffle-buffer size, each size in a fresh process: it must follow the
@@ -27,6 +27,7 @@ from absl import app
 from absl import flags
 
 from musicrep_jax import configlib
+from musicrep_jax import errors
 
 _PRESET = flags.DEFINE_enum("preset", "default", ["smoke", "default", "paper"], "Config preset.")
 _CONFIGS = flags.DEFINE_string("configs", "proxy_dis,triplet_dis", "Comma-separated config names.")
@@ -38,7 +39,7 @@ _PEAK = flags.DEFINE_float("peak_tflops", 0.0, "The device's peak TFLOP/s: adds 
 _MEMORY = flags.DEFINE_list("memory", [], "Shuffle-buffer sizes: measure the pipeline's host memory instead "
                             "(first config of --configs).")
 _MEMORY_EPOCHS = flags.DEFINE_integer("memory_epochs", 3, "Epochs read per --memory size.")
-_VS_TORCH = flags.DEFINE_bool("vs-torch", False, "Time the PyTorch twin (benchmarks/torch_twin.py) against JAX, "
+_VS_TORCH = flags.DEFINE_bool("vs-torch", False, "Time the PyTorch twin (musicrep_jax/tools/torch_twin.py) against JAX, "
                               "alternating windows in this process; needs pip install -e '.[torch]'.")
 _PROFILE = flags.DEFINE_string("profile", "", "Also trace 10 steps of each config into this folder (jax.profiler; "
                                "opens in xprof / TensorBoard) and print XLA op time by kind (needs pip install --no-deps xprof).")
@@ -167,24 +168,20 @@ def op_profile(folder: str, top: int = 15) -> None:
 
 
 def vs_torch(name: str) -> dict:
-  """JAX and the PyTorch twin (benchmarks/torch_twin.py) from the same initial weights on
+  """JAX and the PyTorch twin (musicrep_jax/tools/torch_twin.py) from the same initial weights on
   the same batch, timed windows alternating between them; examples/s and their ratio."""
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   try:
     import torch  # pylint: disable=import-outside-toplevel
   except ImportError:
-    raise ValueError("--vs-torch needs PyTorch, a benchmark-only extra: pip install -e '.[torch]'") from None
-  twin_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
-  if not os.path.exists(os.path.join(twin_dir, "torch_twin.py")):
-    raise ValueError(f"{twin_dir}/torch_twin.py is missing: --vs-torch runs from a checkout of the repository")
-  sys.path.insert(0, twin_dir)
-  import torch_twin  # pylint: disable=import-outside-toplevel
+    raise errors.ConfigError("--vs-torch needs PyTorch, a benchmark-only extra: pip install -e '.[torch]'") from None
+  from musicrep_jax.tools import torch_twin  # pylint: disable=import-outside-toplevel
   from musicrep_jax import frontend  # pylint: disable=import-outside-toplevel
   p = _prepare(name)
   config, setup = p["config"], p["setup"]
-  if config.loss.name not in ("proxy", "triplet") or setup.crops != 1:
-    raise ValueError(f"--vs-torch: the twin has the proxy and triplet losses without track regularisation; "
+  if config.loss.name not in torch_twin.LOSSES or setup.crops != 1:
+    raise errors.ConfigError(f"--vs-torch: the twin has the proxy and triplet losses without track regularisation; "
                      f"{name} uses {config.loss.name!r} with {setup.crops} crops")
   a, m = config.audio, config.model
   device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
@@ -248,7 +245,7 @@ def main(argv):
             f"{r['pipeline']:>14.0f} {r['headroom']:>8.1f}x {r['gflop_per_example']:>9.2f} {r['tflops']:>8.3f} "
             f"{r['peak_gb'] or float('nan'):>8.2f}"
             + (f"   MFU {100 * r['tflops'] / _PEAK.value:.1f}%" if _PEAK.value else ""), flush=True)
-  except ValueError as e:
+  except errors.UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
 

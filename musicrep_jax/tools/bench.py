@@ -1,6 +1,6 @@
 """Trains and evaluates several configs and prints the paper's comparison tables.
 
-  python -m musicrep_jax.bench --preset=smoke --out=DIR [--configs=a,b,...] [--seeds=N]
+  python -m musicrep_jax.tools.bench --preset=smoke --out=DIR [--configs=a,b,...] [--seeds=N]
 
 Each run lives in DIR/runs/<config>-seed<k>/ and is reused when its eval.json exists
 (an interrupted run resumes from its checkpoint). Writes DIR/table.md (laid out like
@@ -19,10 +19,12 @@ import time
 from absl import app
 from absl import flags
 
+from musicrep_jax import configlib
+from musicrep_jax import errors
+
 PAPER = ["triplet", "triplet_dis", "triplet_dis_track", "proxy", "proxy_dis", "class_vanilla", "class", "class_dis"]
 EXTENDED = ["proxy_nca", "proxy_nca_dis", "triplet_bh", "triplet_bh_dis"]
-CATS = ("genre", "mood", "instrument", "era")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = configlib.REPO
 
 _PRESET = flags.DEFINE_enum("preset", "default", ["smoke", "default", "paper"], "Config preset of every run.")
 _OUT = flags.DEFINE_string("out", None, "Output folder.")
@@ -39,8 +41,8 @@ def config_names(spec: str) -> list[str]:
   for part in spec.split(","):
     names += {"paper": PAPER, "extended": PAPER + EXTENDED}.get(part, [part])
   for n in names:
-    if not os.path.exists(os.path.join(REPO, "configs", f"{n}.py")):
-      raise ValueError(f"--configs names {n!r}, but configs/{n}.py does not exist")
+    if not os.path.exists(os.path.join(configlib.CONFIGS_DIR, f"{n}.py")):
+      raise errors.ConfigError(f"--configs names {n!r}, but configs/{n}.py does not exist")
   return names
 
 
@@ -59,7 +61,7 @@ def run_one(name: str, seed: int, out: str) -> dict:
     start = time.time()
     proc = subprocess.run(cmd, cwd=REPO)
     if proc.returncode != 0:
-      raise RuntimeError(f"{name} seed {seed} failed (exit {proc.returncode}); rerun to resume it")
+      raise errors.UserError(f"{name} seed {seed} failed (exit {proc.returncode}); rerun to resume it")
     print(f"[bench] {name} seed {seed}: done in {time.time() - start:.0f} s", flush=True)
   with open(result) as f:
     return json.load(f)
@@ -67,17 +69,13 @@ def run_one(name: str, seed: int, out: str) -> dict:
 
 def main(argv):
   del argv
-  from musicrep_jax import report  # pylint: disable=import-outside-toplevel
+  from musicrep_jax.tools import report  # pylint: disable=import-outside-toplevel
   out = os.path.abspath(os.path.expanduser(_OUT.value))
   os.makedirs(out, exist_ok=True)
-  try:
-    names = config_names(_CONFIGS.value)
-    results = {n: [run_one(n, s, out) for s in range(_SEEDS.value)] for n in names}
-  except (ValueError, RuntimeError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  names = errors.exit_on_user_error(config_names, _CONFIGS.value)
+  results = errors.exit_on_user_error(lambda: {n: [run_one(n, s, out) for s in range(_SEEDS.value)] for n in names})
   rows = report.summarise(results)
-  command = "python -m musicrep_jax.bench " + " ".join(a for a in sys.argv[1:])
+  command = "python -m musicrep_jax.tools.bench " + " ".join(a for a in sys.argv[1:])
   with open(os.path.join(out, "table.md"), "w") as f:
     f.write(report.markdown(rows, command, _SEEDS.value))
   with open(os.path.join(out, "table.csv"), "w", newline="") as f:

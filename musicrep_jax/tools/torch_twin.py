@@ -165,13 +165,16 @@ def load_flax(model: MusicEncoder, variables: dict) -> None:
     model.tag_bias.copy_(torch.tensor(params["tag_bias"]))
 
 
+LOSSES = ("proxy", "triplet")  # the losses of objective.LOSSES the twin implements
+
+
 class Trainer:
   """Adam (eps 1e-8, like optax.scale_by_adam) on one loss; `step` runs one update.
   bfloat16: the backbone under autocast (the JAX side's model.dtype=bfloat16)."""
 
   def __init__(self, model: MusicEncoder, loss: str, tag_masks: np.ndarray, lr: float, margin: float = 0.1,
                compile: bool = False, device: str = "cpu", bfloat16: bool = False):  # pylint: disable=redefined-builtin
-    if loss not in ("proxy", "triplet"):
+    if loss not in LOSSES:
       raise ValueError(f"the PyTorch twin has the proxy and triplet losses, not {loss!r}")
     self.model = model.to(device).to(memory_format=torch.channels_last).train()
     self.device = device
