@@ -11,5 +11,5 @@ def get_config(arg=None):
   config = configlib.base(arg)
   config.loss.name = "proxy"
   config.loss.disentangled = True
-  config.model.head = "subdense"
+  config.model.subdense = True
   return config

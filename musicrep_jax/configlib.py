@@ -20,7 +20,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # a checkout
 CONFIGS_DIR = os.path.join(REPO, "configs")
 # The evaluators of evaluate.EVALUATORS that a run computes (drop names to skip tasks).
 EVAL_TASKS = ("training_time", "retrieval", "tagging", "tag_triplets", "track_triplets", "factor_triplets",
-              "human_triplets")
+              "shortcut", "human_triplets")
 
 
 def base(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -35,8 +35,11 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
   c.human_triplets = ""  # optional dim-sim style CSV for evaluation
 
   c.audio = dict(crop_seconds=3.0, n_fft=1024, hop=500, n_mels=64)
+  # head="relu": the paper's embedding, ReLU(Dense) of the pooled backbone features;
+  # "linear": ReLU(Dense(hidden)) then a linear Dense embedding. subdense: one Dense per
+  # category subspace (the paper's disentangled classifier).
   c.model = dict(stem_features=32, features=64, blocks=4, hidden=128, subspace_dims=(32, 32, 32, 32),
-                 head="dense", tag_weight_scale=1.0, dtype="float32")
+                 head="relu", subdense=False, tag_weight_scale=1.0, dtype="float32")
   c.loss = dict(name="proxy", disentangled=False, margin=0.1, track_weight=0.0, temperature=0.11)
   # An "epoch" of the default preset is 48 steps (1,536 crops, about half the training
   # tracks), so that a model trains in about 8 minutes on 2 cores; 0 means a full pass.
@@ -45,7 +48,7 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
                  log_every_steps=10, checkpoint_every_steps=200, shuffle_buffer=512,
                  preemption_grace_s=30.0)
   c.eval = dict(batch_size=64, checkpoint="best", prototype_tracks=2000, max_tracks=0,
-                triplets_per_category=4000, tasks=EVAL_TASKS)
+                triplets_per_category=4000, tasks=EVAL_TASKS, distance="cosine")
 
   if preset == "smoke":
     c.dataset = "synth_music:smoke"
@@ -103,8 +106,9 @@ NON_NEGATIVE = ("train.steps_per_epoch", "train.plateau_patience", "train.max_re
 def _choices() -> dict:
   from musicrep_jax import evaluate  # pylint: disable=import-outside-toplevel
   from musicrep_jax import objective  # pylint: disable=import-outside-toplevel
-  return {"loss.name": tuple(objective.LOSSES), "model.head": ("dense", "subdense"),
-          "model.dtype": ("float32", "bfloat16"), "eval.checkpoint": ("best", "latest")}, tuple(evaluate.EVALUATORS)
+  return {"loss.name": tuple(objective.LOSSES), "model.head": ("relu", "linear"),
+          "model.dtype": ("float32", "bfloat16"), "eval.checkpoint": ("best", "latest"),
+          "eval.distance": ("cosine", "euclidean", "dot")}, tuple(evaluate.EVALUATORS)
 
 
 def _key(config, dotted: str):
@@ -140,8 +144,8 @@ def check(config: ml_collections.ConfigDict, devices: int, train_tracks: int | N
   if t.batch_size % devices:
     raise errors.ConfigError(f"config.train.batch_size={t.batch_size} is not divisible by the {devices} devices: "
                              f"use a multiple of {devices}")
-  if config.model.head == "subdense" and not config.loss.disentangled:
-    raise errors.ConfigError("config.model.head='subdense' needs config.loss.disentangled=True")
+  if config.model.subdense and not config.loss.disentangled:
+    raise errors.ConfigError("config.model.subdense=True needs config.loss.disentangled=True")
   if any(d <= 0 for d in config.model.subspace_dims) or len(config.model.subspace_dims) != len(features.CATEGORIES):
     raise errors.ConfigError(f"config.model.subspace_dims={tuple(config.model.subspace_dims)} needs one positive "
                              f"size per category ({', '.join(features.CATEGORIES)})")

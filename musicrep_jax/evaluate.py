@@ -23,6 +23,7 @@ import numpy as np
 
 from musicrep_jax import errors
 from musicrep_jax import input_pipeline
+from musicrep_jax import losses
 from musicrep_jax import metrics
 from musicrep_jax.data import features
 
@@ -80,6 +81,10 @@ class Context:
     return Embeddings.of_split(self.setup, self.state, "test", self.config.eval.max_tracks)
 
   @functools.cached_property
+  def validation(self) -> Embeddings:
+    return Embeddings.of_split(self.setup, self.state, "validation", self.config.eval.prototype_tracks)
+
+  @functools.cached_property
   def prototypes(self) -> np.ndarray | None:
     """[T, D] tag prototypes (mean training embedding of each tag) for losses that tag by
     them; None for the others."""
@@ -110,7 +115,13 @@ def training_time(ctx: Context) -> dict:
 
 
 def retrieval(ctx: Context) -> dict:
-  return {"recall_at_k": metrics.recall_at_k(ctx.test.song, ctx.test.labels)}
+  """Nearest neighbours by config.eval.distance (cosine, euclidean or dot): the paper's
+  recall@K, precision@1 / R-precision / MAP@R, and the embedding's norm statistics (a
+  vanilla classifier's unnormalised embedding can collapse in norm or direction)."""
+  song, labels, distance = ctx.test.song, ctx.test.labels, ctx.config.eval.distance
+  return {"recall_at_k": metrics.recall_at_k(song, labels, distance=distance),
+          **metrics.ranking_metrics(song, labels, distance=distance),
+          "embedding_stats": metrics.embedding_stats(song)}
 
 
 def tagging(ctx: Context) -> dict:
@@ -123,6 +134,15 @@ def _per_category(emb, triplets_by_cat, masks):
          for i, c in enumerate(CATS)}
   vals = [v for v in out.values() if v is not None]
   out["overall"] = float(np.mean(vals)) if vals else None
+  return out
+
+
+def _standard_errors(acc: dict, counts: list[int]) -> dict:
+  """Binomial standard error sqrt(p (1 - p) / n) of each category's triplet accuracy (n
+  triplets), and of the overall mean of the categories."""
+  out = {c: None if acc[c] is None else float(np.sqrt(acc[c] * (1 - acc[c]) / n)) for c, n in zip(CATS, counts)}
+  known = [v for v in out.values() if v is not None]
+  out["overall"] = float(np.sqrt(np.sum(np.square(known))) / len(known)) if known else None
   return out
 
 
@@ -161,10 +181,36 @@ def factor_triplets(ctx: Context) -> dict:
     rows.setdefault((cat, tid), [None] * 3)[role] = i
   by_cat = [np.array([r for (c, _), r in sorted(rows.items()) if c == i and None not in r], int).reshape(-1, 3)
             for i in range(len(CATS))]
-  out = {"factor_triplet_acc": _per_category(emb.song, by_cat, None)}
+  counts = [len(t) for t in by_cat]
+  out = {"factor_triplet_acc": _per_category(emb.song, by_cat, None), "factor_triplets_per_category": counts}
+  out["factor_triplet_acc_se"] = _standard_errors(out["factor_triplet_acc"], counts)
   if ctx.category_masks is not None:
     out["factor_triplet_acc_subspace"] = _per_category(emb.song, by_cat, ctx.category_masks)
+    out["factor_triplet_acc_subspace_se"] = _standard_errors(out["factor_triplet_acc_subspace"], counts)
   return out
+
+
+def shortcut(ctx: Context) -> dict:
+  """How much each category subspace knows about every category (the shortcut probe).
+
+  For each space (each category's subspace of a disentangled model; the complete space
+  of any model), every tag's prototype is its mean validation embedding in that space,
+  and the test tracks are scored by cosine to it; the number is the macro ROC-AUC of
+  those scores over each category's tags. A disentangled subspace scores high on its
+  own category and near 0.5 on the others; a subspace that scores high on another
+  category has learned it as a shortcut (tags are correlated in synth_music's default
+  preset, not in :decorrelated).
+  """
+  val, test, setup = ctx.validation, ctx.test, ctx.setup
+  spaces = {"complete": np.ones(test.song.shape[1], np.float32)}
+  if ctx.category_masks is not None:
+    spaces.update(zip(CATS, ctx.category_masks))
+  out = {}
+  for space, mask in spaces.items():
+    protos = prototypes(dataclasses.replace(val, song=val.song * mask))  # [T, D]
+    scores = losses.l2_normalize(test.song * mask) @ losses.l2_normalize(protos).T
+    out[space] = metrics.tagging_metrics(test.labels, scores, setup.tag_category, CATS)["roc_auc_per_category"]
+  return {"shortcut_auc": out}
 
 
 def human_triplets(ctx: Context, min_agreement: float = 0.9) -> dict:
@@ -202,6 +248,7 @@ EVALUATORS = {
     "tag_triplets": tag_triplets,
     "track_triplets": track_triplets,
     "factor_triplets": factor_triplets,
+    "shortcut": shortcut,
     "human_triplets": human_triplets,
 }
 

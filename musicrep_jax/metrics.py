@@ -64,31 +64,48 @@ def tagging_metrics(labels: np.ndarray, scores: np.ndarray, tag_category: np.nda
   }
 
 
+DISTANCES = ("cosine", "euclidean", "dot")
+
+
+def _prepare(x, distance: str):
+  """(rows to multiply, per-row bias) so that x_q . row + bias ranks like the distance:
+  cosine: unit rows; dot: the rows; euclidean: -||q - x||^2 / 2 = q.x - ||x||^2 / 2 - ||q||^2 / 2,
+  and the last term is the same for every row of one query."""
+  x = jnp.asarray(x, jnp.float32)
+  if distance == "cosine":
+    return losses.l2_normalize(x), jnp.zeros(x.shape[0], jnp.float32)
+  if distance == "dot":
+    return x, jnp.zeros(x.shape[0], jnp.float32)
+  return x, -0.5 * jnp.sum(x * x, axis=-1)
+
+
 @functools.partial(jax.jit, static_argnames="k")
-def _top_k_block(block, queries, exclude, offset, k):
-  """Top-k cosines of unit `queries` [Q, D] against the unit rows of `block` [B, D]
-  (rows offset.. of the database); row exclude[q] (-1: none) is left out for query q."""
-  sim = losses.l2_normalize(queries) @ block.T
+def _top_k_block(block, bias, queries, exclude, offset, k):
+  """Top-k scores of `queries` [Q, D] against the rows of `block` [B, D] (rows offset.. of
+  the database); row exclude[q] (-1: none) is left out for query q."""
+  sim = queries @ block.T + bias[None]
   sim = jnp.where(exclude[:, None] == offset + jnp.arange(block.shape[0])[None], -jnp.inf, sim)
   return jax.lax.top_k(sim, k)
 
 
-class CosineTopK:
-  """Exact top-k cosine search, the one implementation of the project (evaluation's
-  nearest neighbours and `search`'s exact index): the unit-normalised database stays on
-  the accelerator in blocks of `chunk` rows; queries go in chunks of `query_chunk`, each
-  one matmul and top-k per block, merged on the host. The N x N similarity matrix never
-  exists at once."""
+class TopK:
+  """Exact top-k search, the one implementation of the project (evaluation's nearest
+  neighbours and `search`'s exact index), by cosine (default), dot product or Euclidean
+  distance: the prepared database stays on the accelerator in blocks of `chunk` rows;
+  queries go in chunks of `query_chunk`, each one matmul and top-k per block, merged on
+  the host. The N x N similarity matrix never exists at once."""
 
-  def __init__(self, vectors, chunk: int = 1 << 18):
-    self.size = len(vectors)
-    self.blocks = [losses.l2_normalize(jnp.asarray(vectors[s: s + chunk], jnp.float32))
-                   for s in range(0, len(vectors), chunk)]
+  def __init__(self, vectors, chunk: int = 1 << 18, distance: str = "cosine"):
+    if distance not in DISTANCES:
+      raise ValueError(f"unknown distance {distance!r}")  # checked in configlib for users
+    self.size, self.distance = len(vectors), distance
+    self.blocks = [_prepare(vectors[s: s + chunk], distance) for s in range(0, len(vectors), chunk)]
     jax.block_until_ready(self.blocks)
 
   def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
              query_chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """[Q, D] -> (indices [Q, k], cosines [Q, k]), best first, ties: lower index first.
+    """[Q, D] -> (indices [Q, k], scores [Q, k]), best first, ties: lower index first.
+    Scores are cosines, dot products, or q.x - ||x||^2 / 2 for the Euclidean distance.
     `exclude` [Q]: a database row each query must not return (itself, say); -1 for none."""
     queries = np.asarray(queries, np.float32)
     q_total = len(queries)
@@ -98,10 +115,12 @@ class CosineTopK:
     for start in range(0, q_total, size):
       rows = np.arange(start, min(start + size, q_total))
       padded = np.pad(rows, (0, size - len(rows)), mode="edge")  # one compiled shape
-      q, ex = jnp.asarray(queries[padded]), jnp.asarray(exclude[padded], jnp.int32)
+      q = jnp.asarray(queries[padded])
+      q = losses.l2_normalize(q) if self.distance == "cosine" else q
+      ex = jnp.asarray(exclude[padded], jnp.int32)
       sims, idx, offset = [], [], 0
-      for block in self.blocks:
-        s, i = _top_k_block(block, q, ex, offset, k=min(k, block.shape[0]))
+      for block, bias in self.blocks:
+        s, i = _top_k_block(block, bias, q, ex, offset, k=min(k, block.shape[0]))
         sims.append(np.asarray(s))
         idx.append(np.asarray(i) + offset)
         offset += block.shape[0]
@@ -112,18 +131,18 @@ class CosineTopK:
     return np.concatenate(idx_out), np.concatenate(sim_out)
 
 
-def nearest_neighbours(embeddings: np.ndarray, k: int, chunk: int = 256) -> np.ndarray:
-  """[N, k] indices of each row's k most cosine-similar other rows (ties: lower index first)."""
+def nearest_neighbours(embeddings: np.ndarray, k: int, chunk: int = 256, distance: str = "cosine") -> np.ndarray:
+  """[N, k] indices of each row's k nearest other rows (ties: lower index first)."""
   n = len(embeddings)
-  return CosineTopK(embeddings).search(embeddings, k, exclude=np.arange(n), query_chunk=chunk)[0]
+  return TopK(embeddings, distance=distance).search(embeddings, k, exclude=np.arange(n), query_chunk=chunk)[0]
 
 
 def recall_at_k(embeddings: np.ndarray, labels: np.ndarray, ks: Sequence[int] = (1, 2, 4, 8),
-                chunk: int = 256) -> dict[str, float]:
-  """Multi-label recall@K: |tags(q) & union of tags of its K neighbours| / |tags(q)|,
-  averaged over queries with at least one tag."""
+                chunk: int = 256, distance: str = "cosine") -> dict[str, float]:
+  """Multi-label recall@K (the paper's): |tags(q) & union of tags of its K neighbours| /
+  |tags(q)|, averaged over queries with at least one tag."""
   labels = np.asarray(labels, bool)
-  nn = nearest_neighbours(embeddings, max(ks), chunk)
+  nn = nearest_neighbours(embeddings, max(ks), chunk, distance)
   has = labels.sum(1) > 0
   out = {}
   for k in ks:
@@ -131,6 +150,48 @@ def recall_at_k(embeddings: np.ndarray, labels: np.ndarray, ks: Sequence[int] = 
     hit = (union & labels).sum(1) / np.maximum(labels.sum(1), 1)
     out[str(k)] = float(hit[has].mean())
   return out
+
+
+def ranking_metrics(embeddings: np.ndarray, labels: np.ndarray, chunk: int = 256,
+                    distance: str = "cosine") -> dict[str, float]:
+  """Precision@1, R-precision and MAP@R (Musgrave et al. 2020, "A Metric Learning Reality
+  Check") for multi-label data: a track is relevant to a query when they share at least
+  one tag. With R relevant tracks for a query (itself excluded) and rel(i) = 1 when the
+  i-th nearest is relevant: R-precision = sum_{i<=R} rel(i) / R and
+  MAP@R = (1/R) sum_{i<=R} rel(i) * (sum_{j<=i} rel(j)) / i. Averaged over queries with R > 0."""
+  labels = np.asarray(labels, np.float32)
+  n = len(labels)
+  out = {"precision_at_1": [], "r_precision": [], "map_at_r": []}
+  if n < 2:
+    return {k: None for k in out}
+  index = TopK(embeddings, distance=distance)
+  for start in range(0, n, chunk):
+    rows = np.arange(start, min(start + chunk, n))
+    order = index.search(np.asarray(embeddings)[rows], n - 1, exclude=rows, query_chunk=chunk)[0]
+    rel = (labels[rows] @ labels.T > 0)  # [q, N]
+    rel[np.arange(len(rows)), rows] = False
+    r = rel.sum(1)
+    hits = np.take_along_axis(rel, order, 1)  # [q, N-1] relevance in rank order
+    cum = np.cumsum(hits, 1)
+    within = np.arange(1, n)[None] <= r[:, None]
+    ok = r > 0
+    out["precision_at_1"] += list(hits[ok, 0].astype(float))
+    out["r_precision"] += list((hits * within).sum(1)[ok] / r[ok])
+    out["map_at_r"] += list((hits * within * cum / np.arange(1, n)[None]).sum(1)[ok] / r[ok])
+  return {k: float(np.mean(v)) if v else None for k, v in out.items()}
+
+
+def embedding_stats(embeddings: np.ndarray) -> dict[str, float]:
+  """The embedding norm's mean and coefficient of variation, and the mean cosine between
+  two different tracks (1: everything points one way, as a collapsed embedding does)."""
+  e = np.asarray(embeddings, np.float64)
+  norms = np.linalg.norm(e, axis=1)
+  u = losses.l2_normalize(e)
+  n = len(e)
+  total = np.sum(u.sum(0) ** 2)  # sum over all ordered pairs (i, j) of cos(i, j), i = j included
+  mean_cos = float((total - np.sum(u * u)) / (n * (n - 1))) if n > 1 else None
+  return {"norm_mean": float(norms.mean()), "norm_cv": float(norms.std() / max(norms.mean(), 1e-12)),
+          "mean_pairwise_cosine": mean_cos}
 
 
 def triplet_accuracy(embeddings: np.ndarray, triplets: np.ndarray, mask: np.ndarray | None = None) -> float | None:

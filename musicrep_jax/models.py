@@ -83,7 +83,8 @@ class InceptionBlock(nn.Module):
 
 
 class Inception(nn.Module):
-  """Conv 5x5 + 2x2 max-pool, `blocks` Inception blocks, global mean+max pool, dense + ReLU."""
+  """Conv 5x5 + 2x2 max-pool, `blocks` Inception blocks, global mean+max pool, then (hidden > 0)
+  dense + ReLU; hidden = 0 returns the pooled features."""
   stem_features: int = 64
   features: int = 256
   blocks: int = 6
@@ -97,21 +98,27 @@ class Inception(nn.Module):
       x = InceptionBlock(self.features, self.dtype)(x, train)
     # The paper does not say how the remaining time/frequency axes are pooled: mean and max.
     x = jnp.concatenate([x.mean(axis=(1, 2)), x.max(axis=(1, 2))], axis=-1)
+    if not self.hidden:
+      return x
     return nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(x))
 
 
 class MusicEncoder(nn.Module):
   """Log-mel [N, T, F, 1] -> embedding [N, D]; also owns the per-tag weights.
 
-  head="dense": one dense layer of `embedding_dim` units (its category subspaces are
-  masks over it); head="subdense": one dense layer of `subspace_dims[s]` units per
-  category, concatenated (the paper's disentangled classifier).
+  head="relu" (the paper): the embedding is ReLU(Dense(D)) of the backbone's pooled
+  features, nothing after it but the per-tag weights. head="linear": a ReLU(Dense(hidden))
+  layer, then a linear Dense(D) embedding (this project's earlier head).
+  subdense=False: one dense layer of D = sum(subspace_dims) units, whose category
+  subspaces are masks over it; subdense=True: one dense layer of `subspace_dims[s]` units
+  per category, concatenated (the paper's disentangled classifier).
   `tag_weights` [D, T] are the proxies or classifier weights, `tag_bias` [T] is used
   only by the vanilla classifier.
   """
   num_tags: int
   subspace_dims: Sequence[int] = (64, 64, 64, 64)
-  head: str = "dense"
+  head: str = "relu"
+  subdense: bool = False
   tag_weight_scale: float = 1.0  # init std x sqrt(D): 1 for unit-norm proxies
   stem_features: int = 64
   features: int = 256
@@ -121,14 +128,16 @@ class MusicEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    h = Inception(self.stem_features, self.features, self.blocks, self.hidden, self.dtype, name="backbone")(x, train)
-    if self.head == "dense":
-      emb = nn.Dense(sum(self.subspace_dims), dtype=self.dtype, name="embedding")(h)
-    elif self.head == "subdense":
-      emb = jnp.concatenate([nn.Dense(d, dtype=self.dtype, name=f"subdense_{i}")(h)
+    if self.head not in ("relu", "linear"):
+      raise ValueError(f"unknown head {self.head!r}: use 'relu' or 'linear'")
+    hidden = self.hidden if self.head == "linear" else 0
+    h = Inception(self.stem_features, self.features, self.blocks, hidden, self.dtype, name="backbone")(x, train)
+    act = nn.relu if self.head == "relu" else (lambda v: v)
+    if self.subdense:
+      emb = jnp.concatenate([act(nn.Dense(d, dtype=self.dtype, name=f"subdense_{i}")(h))
                              for i, d in enumerate(self.subspace_dims)], axis=-1)
     else:
-      raise ValueError(f"unknown head {self.head!r}: use 'dense' or 'subdense'")
+      emb = act(nn.Dense(sum(self.subspace_dims), dtype=self.dtype, name="embedding")(h))
     dim = sum(self.subspace_dims)
     self.param("tag_weights", nn.initializers.normal(self.tag_weight_scale / dim**0.5), (dim, self.num_tags))
     self.param("tag_bias", nn.initializers.zeros, (self.num_tags,))

@@ -108,7 +108,7 @@ APPROX_MIN = 1_000_000  # "auto" search is approximate from this many tracks (ex
 METHODS = ("auto", "exact", "approx")
 
 
-Exact = metrics.CosineTopK
+Exact = metrics.TopK  # by cosine
 
 
 class Approx:

@@ -222,3 +222,42 @@ def test_a_new_loss_is_one_function_and_one_table_entry(monkeypatch):
   assert np.isfinite(float(loss))
   probs = m.tag_scores(state, emb, probabilities=True)
   assert probs.shape == (4, len(m.tag_names)) and ((probs > 0) & (probs < 1)).all()
+
+
+def _planted(ctx, n, leak=None):
+  """Embeddings whose category-c subspace holds a direction per tag of c (and, with
+  leak=(s, c), subspace s also holds category c's directions)."""
+  labels = np.zeros((n, len(ctx.setup.tag_names)), bool)
+  song = RNG.normal(size=(n, sum(ctx.config.model.subspace_dims))).astype(np.float32) * 0.3
+  d_cat, t_cat = ctx.setup.dim_category, ctx.setup.tag_category
+  for c in range(4):
+    tags = np.flatnonzero(t_cat == c)
+    labels[np.arange(n), RNG.choice(tags, n)] = True
+    for space in [c] + ([leak[0]] if leak and leak[1] == c else []):
+      dims = np.flatnonzero(d_cat == space)
+      directions = np.random.default_rng(100 + 10 * c + space).normal(size=(len(tags), len(dims)))
+      for j, t in enumerate(tags):
+        song[np.ix_(labels[:, t], dims)] += directions[j]
+  return evaluate.Embeddings(song, [], labels, [f"t{i}" for i in range(n)], np.full((n, 3), -1))
+
+
+def test_shortcut_probe_finds_a_category_learned_in_another_subspace():
+  ctx = _context()
+  ctx.validation, ctx.test = _planted(ctx, 120), _planted(ctx, 120)
+  auc = evaluate.shortcut(ctx)["shortcut_auc"]
+  assert set(auc) == {"complete", *evaluate.CATS}
+  for space in evaluate.CATS:
+    for cat in evaluate.CATS:
+      assert (auc[space][cat] > 0.95) if space == cat else (abs(auc[space][cat] - 0.5) < 0.15), (space, cat, auc)
+  assert all(auc["complete"][c] > 0.9 for c in evaluate.CATS)
+  # The mood subspace also encodes genre: the probe shows it.
+  ctx = _context()
+  ctx.validation, ctx.test = _planted(ctx, 120, leak=(1, 0)), _planted(ctx, 120, leak=(1, 0))
+  assert evaluate.shortcut(ctx)["shortcut_auc"]["mood"]["genre"] > 0.9
+
+
+def test_factor_triplet_standard_errors_are_binomial():
+  se = evaluate._standard_errors({"genre": 0.8, "mood": 0.5, "instrument": None, "era": 1.0, "overall": 0.77},
+                                 [100, 400, 0, 50])  # pylint: disable=protected-access
+  assert se["genre"] == pytest.approx(0.04) and se["mood"] == pytest.approx(0.025) and se["era"] == 0.0
+  assert se["instrument"] is None and se["overall"] == pytest.approx(np.sqrt(0.04**2 + 0.025**2) / 3)

@@ -86,3 +86,59 @@ def test_sampled_tag_triplets_are_valid():
     shared = labels[a, :2] & labels[p, :2]
     assert shared.any() and a != p
     assert any(labels[a, y] and labels[p, y] and not labels[n, y] for y in range(2))
+
+
+def _brute_order(e, distance):
+  """Each row's other rows, nearest first (ties: lower index), from the definitions."""
+  if distance == "cosine":
+    u = e / np.linalg.norm(e, axis=1, keepdims=True)
+    score = u @ u.T
+  elif distance == "dot":
+    score = e @ e.T
+  else:
+    score = -np.sqrt(((e[:, None] - e[None]) ** 2).sum(-1))
+  np.fill_diagonal(score, -np.inf)
+  return np.stack([np.lexsort((np.arange(len(e)), -row))[:-1] for row in score])
+
+
+@pytest.mark.parametrize("distance", metrics.DISTANCES)
+def test_nearest_neighbours_by_each_distance_match_brute_force(distance):
+  e = RNG.normal(size=(70, 6)) * RNG.uniform(0.2, 3.0, size=(70, 1))  # norms differ: distances disagree
+  got = metrics.nearest_neighbours(e, 5, chunk=16, distance=distance)
+  np.testing.assert_array_equal(got, _brute_order(e, distance)[:, :5])
+
+
+@pytest.mark.parametrize("distance", metrics.DISTANCES)
+def test_precision_at_1_r_precision_and_map_at_r_match_brute_force(distance):
+  e = RNG.normal(size=(50, 5)) * RNG.uniform(0.5, 2.0, size=(50, 1))
+  labels = RNG.random((50, 6)) < 0.15
+  order = _brute_order(e, distance)
+  p1, rp, mapr = [], [], []
+  for q in range(50):
+    rel = np.array([(labels[q] & labels[j]).any() for j in order[q]])
+    r = rel.sum()
+    if r == 0:
+      continue
+    p1.append(rel[0])
+    rp.append(rel[:r].sum() / r)
+    mapr.append(sum(rel[i] * rel[: i + 1].sum() / (i + 1) for i in range(r)) / r)
+  got = metrics.ranking_metrics(e, labels, chunk=16, distance=distance)
+  assert got["precision_at_1"] == pytest.approx(np.mean(p1))
+  assert got["r_precision"] == pytest.approx(np.mean(rp))
+  assert got["map_at_r"] == pytest.approx(np.mean(mapr))
+
+
+def test_ranking_metrics_known_answer():
+  # Two clusters that share no tag: every track's neighbours in its cluster are relevant.
+  e = np.array([[1, 0], [1, 0.1], [1, -0.1], [0, 1], [0.1, 1]], float)
+  labels = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, 1]], bool)
+  got = metrics.ranking_metrics(e, labels)
+  assert got == {"precision_at_1": 1.0, "r_precision": 1.0, "map_at_r": 1.0}
+
+
+def test_embedding_stats():
+  e = np.array([[3.0, 0], [0, 1.0], [3.0, 0]])
+  s = metrics.embedding_stats(e)
+  norms = np.array([3.0, 1.0, 3.0])
+  assert s["norm_mean"] == pytest.approx(norms.mean()) and s["norm_cv"] == pytest.approx(norms.std() / norms.mean())
+  assert s["mean_pairwise_cosine"] == pytest.approx((0 + 1 + 0) * 2 / 6)

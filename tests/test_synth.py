@@ -8,6 +8,7 @@ import time
 
 import librosa
 import numpy as np
+from scipy import stats
 import pytest
 import tensorflow_datasets as tfds
 
@@ -82,14 +83,60 @@ def test_factor_triplets_control_one_category(smoke_builder):
     tid, role, cat = ex["triplet"]
     rows.setdefault((tid, cat), {})[role] = {c: set(ex[c]) for c in features.CATEGORIES}
   assert len(rows) == 4 * synth_music.PRESETS["smoke"]["triplets_per_category"]
+  melodic = {synth.INSTRUMENTS.index(i) for i in synth_music.MELODIC}
   for (_, cat), r in rows.items():
     a, p, n = r[0], r[1], r[2]
     c = features.CATEGORIES[cat]
-    assert a[c] & p[c] and not (a[c] & n[c])
-    for other in features.CATEGORIES:
+    shared = a[c] & p[c]
+    assert shared and not (shared & n[c])  # anchor and positive share a tag of c that the negative lacks
+    if c == "instrument":  # ... and no other melodic instrument; the negative shares none
+      assert len(a[c] & p[c] & melodic) <= 1 and not (a[c] & n[c] & melodic)
+    else:
+      assert not (a[c] & n[c])
+      assert not (a["instrument"] & p["instrument"] & melodic)
+    for other in ("genre", "mood", "era"):
       if other != c:
         assert not (a[other] & p[other]), other  # the positive differs elsewhere
         assert a[other] == n[other], other  # the negative differs in this category only
+    if c != "instrument":
+      assert a["instrument"] == n["instrument"]
+
+
+def _shape_table(sets_by_group):
+  """Contingency tables of (instrument count), (drums?), (bass?) over groups of sets."""
+  out = {}
+  for name, fn in (("count", len), ("drums", lambda s: "drums" in s), ("bass", lambda s: "bass" in s)):
+    values = sorted({fn(s) for sets in sets_by_group for s in sets})
+    out[name] = [[sum(fn(s) == v for s in sets) for v in values] for sets in sets_by_group]
+  return out
+
+
+def test_triplet_positives_and_negatives_look_like_training_tracks():
+  """Chi-square tests: the instrument count and rhythm section of positives and negatives
+  follow the training tracks' distribution; today's earlier rule (positives got two
+  melodic instruments, never drums or bass) fails the same test."""
+  train = [synth.sample_track_spec(i, 9.0).instruments for i in range(2000)]
+  jobs = synth_music.triplet_jobs(0, 250)
+  roles = {r: [job[3]["instruments"] for job in jobs if job[4][1] == r] for r in (0, 1, 2)}
+  for role in (1, 2):
+    for name, table in _shape_table([train, roles[role]]).items():
+      assert stats.chi2_contingency(table)[1] > 0.01, (role, name, table)
+  rng = np.random.default_rng(0)
+  old_positives = [tuple(rng.choice(synth_music.MELODIC, 2, replace=False)) for _ in roles[1]]
+  old = _shape_table([train, old_positives])
+  assert stats.chi2_contingency(old["count"])[1] < 1e-6 and stats.chi2_contingency(old["drums"])[1] < 1e-6
+
+
+def test_triplet_tracks_are_as_loud_as_training_tracks():
+  """KS test on the RMS level of rendered positives, negatives and training tracks."""
+  def rms_db(spec):
+    x = synth.render_track(spec).astype(np.float32) / 32768
+    return 10 * np.log10(np.mean(x**2) + 1e-12)
+  jobs = synth_music.triplet_jobs(0, 12)  # 48 triplets
+  level = {r: [rms_db(synth.sample_track_spec(j[1], j[2], **j[3])) for j in jobs if j[4][1] == r] for r in (1, 2)}
+  train = [rms_db(synth.sample_track_spec(10_000 + i, synth_music.TRIPLET_SECONDS)) for i in range(48)]
+  for role in (1, 2):
+    assert stats.ks_2samp(level[role], train).pvalue > 0.01, (role, np.mean(level[role]), np.mean(train))
 
 
 @pytest.mark.slow
@@ -119,3 +166,60 @@ def test_bad_dataset_arguments_exit_with_one_sentence(tmp_path):
                    f"--soundfont={tmp_path}/none.sf2", check=False)
   assert out.returncode == 2 and "does not exist" in out.stderr
   assert not os.path.exists(tmp_path / "synth_music")
+
+
+def _log_mel_stats(x):
+  """Mean and spread of each log-mel band and of its frame-to-frame change: what a linear
+  model on simple audio statistics can see."""
+  m = np.log(librosa.feature.melspectrogram(y=x, sr=features.SAMPLE_RATE, n_fft=1024, hop_length=512, n_mels=48) + 1e-6)
+  return np.concatenate([m.mean(1), m.std(1), np.abs(np.diff(m, axis=1)).mean(1)])
+
+
+def _render_features(seed):
+  spec = synth.sample_track_spec(seed, 6.0, preference=0.0)
+  return _log_mel_stats(synth.render_track(spec).astype(np.float32) / 32768), spec
+
+
+@pytest.mark.slow
+def test_every_category_is_audible_to_a_linear_probe():
+  """Decorrelated tracks (tags independent of the genre, so no category can be read off
+  another): a logistic regression on log-mel statistics, 5-fold cross-validated, names
+  each category's tag at least twice as often as chance, and tells each instrument's
+  presence from its absence (balanced accuracy) better than chance on average."""
+  import multiprocessing  # pylint: disable=import-outside-toplevel
+  from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
+  from sklearn.metrics import balanced_accuracy_score  # pylint: disable=import-outside-toplevel
+  from sklearn.model_selection import cross_val_predict  # pylint: disable=import-outside-toplevel
+  from sklearn.pipeline import make_pipeline  # pylint: disable=import-outside-toplevel
+  from sklearn.preprocessing import StandardScaler  # pylint: disable=import-outside-toplevel
+  with multiprocessing.get_context("spawn").Pool(2) as pool:
+    rows = pool.map(_render_features, range(70_000, 70_400))
+  x = np.stack([f for f, _ in rows])
+  probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=0.5))
+  scores = {}
+  for category in ("genre", "mood", "era"):
+    y = np.array([getattr(spec, category) for _, spec in rows])
+    scores[category] = balanced_accuracy_score(y, cross_val_predict(probe, x, y, cv=5))
+    assert scores[category] >= 2.0 / len(synth.TAGS[category]), (category, scores)
+  per_instrument = [balanced_accuracy_score(y, cross_val_predict(probe, x, y, cv=5))
+                    for y in (np.array([i in spec.instruments for _, spec in rows]) for i in synth.INSTRUMENTS)]
+  assert np.mean(per_instrument) >= 0.6 and min(per_instrument) > 0.5, per_instrument
+
+
+def test_decorrelated_preset_draws_tags_independently():
+  def table(preference):
+    specs = [synth.sample_track_spec(i, 9.0, preference=preference) for i in range(3000)]
+    return [[sum(s.genre == g and s.mood == m for s in specs) for m in synth.MOODS] for g in synth.GENRES]
+  assert stats.chi2_contingency(table(synth.PREFERENCE))[1] < 1e-10  # the default: moods follow the genre
+  assert stats.chi2_contingency(table(0.0))[1] > 0.001
+  assert synth_music.make_config("smoke_decorrelated").preference == 0.0
+  assert synth_music.make_config("smoke").preference == synth.PREFERENCE
+
+
+@pytest.mark.slow
+def test_decorrelated_smoke_builds_with_the_same_splits(tmp_path, smoke_builder):
+  from musicrep_jax.data import registry  # pylint: disable=import-outside-toplevel
+  builder = registry.load("synth_music:smoke_decorrelated", str(tmp_path))
+  assert {k: v.num_examples for k, v in builder.info.splits.items()} == \
+      {k: v.num_examples for k, v in smoke_builder.info.splits.items()}
+  assert str(builder.info.version) == "1.1.0"

@@ -42,6 +42,9 @@ def test_config_trains_checkpoints_evaluates_and_resumes(config, data_dir, tmp_p
   assert json.load(open(workdir / "train_summary.json"))["update_compilations"] == 1  # no recompilation
   result = json.load(open(workdir / "eval.json"))
   assert 0.0 <= result["roc_auc"] <= 1.0 and set(result["recall_at_k"]) == {"1", "2", "4", "8"}
+  assert result["factor_triplets_per_category"] == [8, 8, 8, 8] and "overall" in result["factor_triplet_acc_se"]
+  assert set(result["shortcut_auc"]) == ({"complete", "genre", "mood", "instrument", "era"} if "dis" in config
+                                         else {"complete"})
   if config not in RESUMED:
     return
   # Rerunning the same command resumes: no step is trained again.

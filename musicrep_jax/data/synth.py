@@ -158,20 +158,26 @@ FACTOR_NAMES = tuple(f.name for f in dataclasses.fields(TrackSpec)
                                    "density", "cutoff", "drive", "noise_db", "reverb", "compress"))
 
 
-def _pick(rng: np.random.Generator, options: Sequence[str], prefs: dict[str, float]) -> str:
-  """A tag from the preferences with probability PREFERENCE, else uniformly."""
-  if prefs and rng.random() < PREFERENCE:
+def pick(rng: np.random.Generator, options: Sequence[str], prefs: dict[str, float],
+         preference: float = PREFERENCE) -> str:
+  """A tag from the preferences with probability `preference`, else uniformly."""
+  if prefs and rng.random() < preference:
     names = list(prefs)
     weights = np.array([prefs[n] for n in names], float)
     return names[rng.choice(len(names), p=weights / weights.sum())]
   return options[rng.integers(len(options))]
 
 
-def _pick_instruments(rng: np.random.Generator, genre: str) -> tuple[str, ...]:
-  """2-4 distinct instruments, at least one of them melodic, genre-weighted."""
+def instrument_weights(genre: str, preference: float = PREFERENCE) -> np.ndarray:
+  """[len(INSTRUMENTS)] probabilities of each instrument in a track of the genre."""
   prefs = GENRE_STYLE[genre]["instruments"]
   weights = np.array([prefs.get(i, 0.0) for i in INSTRUMENTS], float)
-  weights = PREFERENCE * weights / weights.sum() + (1 - PREFERENCE) / len(INSTRUMENTS)
+  return preference * weights / weights.sum() + (1 - preference) / len(INSTRUMENTS)
+
+
+def pick_instruments(rng: np.random.Generator, genre: str, preference: float = PREFERENCE) -> tuple[str, ...]:
+  """2-4 distinct instruments, at least one of them melodic, genre-weighted."""
+  weights = instrument_weights(genre, preference)
   n = int(rng.integers(2, 5))
   while True:
     chosen = rng.choice(len(INSTRUMENTS), size=n, replace=False, p=weights)
@@ -182,14 +188,16 @@ def _pick_instruments(rng: np.random.Generator, genre: str) -> tuple[str, ...]:
 
 def sample_track_spec(seed: int, duration: float = 9.0, *, genre: str | None = None,
                       mood: str | None = None, instruments: Sequence[str] | None = None,
-                      era: str | None = None) -> TrackSpec:
-  """Draws a track's tags and factors from its seed; any tag may be fixed by the caller."""
+                      era: str | None = None, preference: float = PREFERENCE) -> TrackSpec:
+  """Draws a track's tags and factors from its seed; any tag may be fixed by the caller.
+  `preference`: how strongly mood, instruments and era follow the genre (0: independent)."""
   rng = np.random.default_rng(seed)
-  genre = genre or _pick(rng, GENRES, {g: 1.0 for g in GENRES})
+  genre = genre or pick(rng, GENRES, {g: 1.0 for g in GENRES}, preference)
   g = GENRE_STYLE[genre]
-  mood = mood or _pick(rng, MOODS, g["moods"])
-  instruments = tuple(sorted(instruments, key=INSTRUMENTS.index)) if instruments else _pick_instruments(rng, genre)
-  era = era or _pick(rng, ERAS, g["eras"])
+  mood = mood or pick(rng, MOODS, g["moods"], preference)
+  instruments = (tuple(sorted(instruments, key=INSTRUMENTS.index)) if instruments
+                 else pick_instruments(rng, genre, preference))
+  era = era or pick(rng, ERAS, g["eras"], preference)
   m, e = MOOD_STYLE[mood], ERA_STYLE[era]
   tempo = float(rng.uniform(*g["tempo"]) * m["tempo"])
   programs = []

@@ -1,9 +1,25 @@
 """TFDS builder `synth_music`: the embedded default dataset, rendered on the user's machine.
 
 Splits: train / validation / test hold ordinary tracks (no track shared: each has its
-own seed); `test_triplets` holds factor-controlled triplets for each category: anchor
-and positive share that category's tag and differ in every other category; the
-negative keeps the anchor's other tags and differs in that category only.
+own seed); `test_triplets` holds factor-controlled triplets for each category c:
+
+- genre, mood, era: anchor and positive share c's tag; the positive has another tag in
+  each other category and no melodic instrument of the anchor's; the negative keeps the
+  anchor's other tags (its instruments too) and has another tag of c.
+- instrument: anchor and positive share an instrument y of the anchor's and no other
+  melodic instrument; the positive has another genre, mood and era; the negative keeps
+  the anchor's genre, mood and era, lacks y and shares no melodic instrument with it.
+
+Every tag and instrument set that a triplet does not fix is drawn as a training track
+draws it (the genre's preferences, 2-4 instruments with the rhythm section as often as
+the constraint allows), redrawn until it meets the constraint; tempo, key, progression
+and GM programs follow the same rules as for every track. So positives and negatives
+come from the training distribution (tests/test_synth.py measures it) and a model is
+not told apart from an unseen track by, say, a missing rhythm section.
+
+Presets: `smoke`, default, `large` (with --size); `decorrelated` and
+`smoke_decorrelated` are the same sizes with tags drawn independently of the genre
+(preference 0): a control that removes the shortcuts correlated tags offer.
 """
 
 from __future__ import annotations
@@ -22,7 +38,7 @@ from musicrep_jax.data import features
 from musicrep_jax.data import synth
 
 TRACK_SECONDS = 9.0
-TRIPLET_SECONDS = 6.0
+TRIPLET_SECONDS = 3.0  # one evaluation window: 500 triplets a category fit the build budget
 SPLIT_OFFSETS = {"train": 0, "validation": 1_000_000, "test": 2_000_000, "test_triplets": 3_000_000}
 
 
@@ -31,16 +47,20 @@ class SynthMusicConfig(tfds.core.BuilderConfig):
   num_train: int = 3000
   num_validation: int = 300
   num_test: int = 600
-  triplets_per_category: int = 50
+  triplets_per_category: int = 500
+  preference: float = synth.PREFERENCE  # 0: tags independent of the genre (the decorrelated control)
   seed: int = 0
   soundfont: str = ""  # empty: pretty_midi's TimGM6mb.sf2
   workers: int = 0  # 0: all cores
 
 
+SMOKE = dict(num_train=36, num_validation=8, num_test=12, triplets_per_category=8)
 PRESETS = {
-    "smoke": dict(num_train=36, num_validation=8, num_test=12, triplets_per_category=2),
+    "smoke": SMOKE,
     "default": dict(),
-    "large": dict(num_train=20000, num_validation=2000, num_test=4000, triplets_per_category=200),
+    "large": dict(num_train=20000, num_validation=2000, num_test=4000, triplets_per_category=1000),
+    "decorrelated": dict(preference=0.0),
+    "smoke_decorrelated": dict(SMOKE, preference=0.0),
 }
 
 
@@ -69,8 +89,8 @@ def make_config(preset: str = "default", *, size: int | None = None, seed: int =
 
 def _render_job(job):
   """Worker: (key, spec kwargs, triplet fields) -> (key, example). Top-level for pickling."""
-  key, seed, duration, fixed, triplet, soundfont = job
-  spec = synth.sample_track_spec(seed, duration, **fixed)
+  key, seed, duration, fixed, triplet, preference, soundfont = job
+  spec = synth.sample_track_spec(seed, duration, preference=preference, **fixed)
   audio = synth.render_track(spec, features.SAMPLE_RATE, soundfont or None)
   tags = {"genre": [spec.genre], "mood": [spec.mood], "instrument": list(spec.instruments), "era": [spec.era]}
   example = dict(audio=audio, track_id=key, triplet=np.array(triplet, np.int32),
@@ -79,47 +99,84 @@ def _render_job(job):
   return key, example
 
 
-def _other(rng, options, exclude):
-  return [o for o in options if o not in exclude][rng.integers(len(options) - len(exclude))]
+MELODIC = tuple(i for i in synth.INSTRUMENTS if i not in ("drums", "bass"))
 
 
-def triplet_jobs(seed: int, per_category: int):
+def _redraw(draw, accept, what: str, tries: int = 10_000):
+  """draw() until accept(value): the training distribution conditioned on a constraint."""
+  for _ in range(tries):
+    value = draw()
+    if accept(value):
+      return value
+  raise RuntimeError(f"no {what} meets the triplet's constraint in {tries} draws")  # a bug in the constraint
+
+
+def triplet_jobs(seed: int, per_category: int, preference: float = synth.PREFERENCE):
   """(key, seed, duration, fixed tags, triplet fields) for the factor-controlled triplets."""
   rng = np.random.default_rng(seed + SPLIT_OFFSETS["test_triplets"])
   base = seed * 10_000_000 + SPLIT_OFFSETS["test_triplets"]
   jobs = []
+
+  def tag(category, genre, exclude):
+    prefs = {g: 1.0 for g in synth.GENRES} if category == "genre" else synth.GENRE_STYLE[genre][category + "s"]
+    return _redraw(lambda: synth.pick(rng, synth.TAGS[category], prefs, preference), lambda t: t != exclude, category)
+
+  def instruments(genre, must=(), forbid=()):
+    # A set shaped like a training track's: its size and rhythm section (drums, bass) are
+    # those of a fresh training draw for the genre, redrawn until compatible with the
+    # constraint; its melodic members are drawn by the genre's weights among the allowed
+    # ones. (Conditioning a whole draw on the constraint would favour small sets and a
+    # rhythm section, which overlap the anchor less.)
+    weights = dict(zip(synth.INSTRUMENTS, synth.instrument_weights(genre, preference)))
+    for _ in range(1000):
+      shape = synth.pick_instruments(rng, genre, preference)
+      rhythm_part = {i for i in shape if i not in MELODIC}
+      fixed = rhythm_part | {m for m in must if m in MELODIC}
+      pool = [m for m in MELODIC if m not in forbid and m not in fixed]
+      k = len(shape) - len(fixed)
+      if rhythm_part & set(forbid) or not set(must) <= fixed or not 0 <= k <= len(pool):
+        continue
+      p = np.array([weights[m] for m in pool])
+      chosen = rng.choice(len(pool), size=k, replace=False, p=p / p.sum()) if k else []
+      return tuple(i for i in synth.INSTRUMENTS if i in fixed or i in {pool[j] for j in chosen})
+    raise RuntimeError(f"no instrument set has {must} without {forbid}")  # a bug in the constraint
+
+  def melodic(names):
+    return set(names) & set(MELODIC)
+
   for c_idx, category in enumerate(features.CATEGORIES):
     for t in range(per_category):
       tid = c_idx * per_category + t
       a_seed = base + 3 * tid
-      a = synth.sample_track_spec(a_seed, TRIPLET_SECONDS)
+      a = synth.sample_track_spec(a_seed, TRIPLET_SECONDS, preference=preference)
       anchor = dict(genre=a.genre, mood=a.mood, instruments=a.instruments, era=a.era)
       pos, neg = {}, dict(anchor)
-      for other in ("genre", "mood", "era"):
-        options = synth.TAGS[other]
-        if other == category:
-          pos[other] = anchor[other]
-          neg[other] = _other(rng, options, [anchor[other]])
-        else:
-          pos[other] = _other(rng, options, [anchor[other]])
-      rest = [i for i in synth.INSTRUMENTS if i not in a.instruments]
-      melodic_rest = [i for i in rest if i not in ("drums", "bass")]
+      pos["genre"] = a.genre if category == "genre" else tag("genre", None, a.genre)
+      for other in ("mood", "era"):
+        pos[other] = anchor[other] if category == other else tag(other, pos["genre"], anchor[other])
       if category == "instrument":
-        shared = a.instruments[rng.integers(len(a.instruments))]
-        pos["instruments"] = (shared, melodic_rest[rng.integers(len(melodic_rest))])
-        neg["instruments"] = tuple(rng.choice(melodic_rest, size=min(2, len(melodic_rest)), replace=False))
-      else:  # instruments disjoint from the anchor's
-        pos["instruments"] = tuple(rng.choice(melodic_rest, size=min(2, len(melodic_rest)), replace=False))
+        y = a.instruments[rng.integers(len(a.instruments))]
+        pos["instruments"] = instruments(pos["genre"], must={y}, forbid=melodic(a.instruments) - {y})
+        neg["instruments"] = instruments(a.genre, forbid=melodic(a.instruments) | {y})
+      else:
+        pos["instruments"] = instruments(pos["genre"], forbid=melodic(a.instruments))
+        neg[category] = tag(category, a.genre, anchor[category])
       for role, fixed in enumerate((anchor, pos, neg)):
-        jobs.append((f"triplet{tid:05d}_{'apn'[role]}", a_seed + role, TRIPLET_SECONDS, fixed, (tid, role, c_idx)))
+        jobs.append((f"triplet{tid:05d}_{'apn'[role]}", a_seed + role, TRIPLET_SECONDS, fixed, (tid, role, c_idx),
+                     preference))
   return jobs
 
 
 class SynthMusic(tfds.core.GeneratorBasedBuilder):
   """Procedurally composed music with genre, mood, instrument and era tags."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.0.0": "First release.",
+      "1.1.0": "Fair factor triplets (positives and negatives drawn from the training distribution of "
+               "tags and instrument sets under the triplet's constraint), 500 per category of 3 s, "
+               "decorrelated presets.",
+  }
   BUILDER_CONFIGS = [make_config(p) for p in PRESETS]
   DEFAULT_CONFIG_NAME = "default"
 
@@ -138,14 +195,15 @@ class SynthMusic(tfds.core.GeneratorBasedBuilder):
     for split, n in sizes.items():
       base = cfg.seed * 10_000_000 + SPLIT_OFFSETS[split]
       out[split] = self._generate_examples(
-          [(f"{split}{i:06d}", base + i, TRACK_SECONDS, {}, features.NO_TRIPLET) for i in range(n)], split)
+          [(f"{split}{i:06d}", base + i, TRACK_SECONDS, {}, features.NO_TRIPLET, cfg.preference)
+           for i in range(n)], split)
     out["test_triplets"] = self._generate_examples(
-        triplet_jobs(cfg.seed, cfg.triplets_per_category), "test_triplets")
+        triplet_jobs(cfg.seed, cfg.triplets_per_category, cfg.preference), "test_triplets")
     return out
 
   def _generate_examples(self, jobs, split):
     cfg = self.builder_config
-    jobs = [(k, s, d, f, t, cfg.soundfont) for k, s, d, f, t in jobs]
+    jobs = [(*job, cfg.soundfont) for job in jobs]
     workers = cfg.workers or os.cpu_count() or 1
     if len(jobs) < 100:  # starting worker processes costs more than it saves
       workers = 1

@@ -32,6 +32,9 @@ _CONFIGS = flags.DEFINE_string("configs", "paper", "Comma-separated config names
                                "eight, 'extended' the eight plus Proxy-NCA and batch-hard rows.")
 _SEEDS = flags.DEFINE_integer("seeds", 1, "Runs per config (seeds 0..N-1); tables give mean and std.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "~/tensorflow_datasets", "Where the datasets live.")
+_DATASET = flags.DEFINE_string("dataset", "", "Train and evaluate every run on this dataset instead of the config's "
+                               "(e.g. synth_music:decorrelated, the control without correlated tags); runs go to "
+                               "runs/<config>@<dataset>-seed<k>/.")
 _OVERRIDES = flags.DEFINE_multi_string("override", [], "Extra --config.<key>=<value> for every run.")
 flags.mark_flag_as_required("out")
 
@@ -46,9 +49,14 @@ def config_names(spec: str) -> list[str]:
   return names
 
 
+def run_dir(out: str, name: str, seed: int) -> str:
+  tag = f"@{_DATASET.value.replace(':', '-')}" if _DATASET.value else ""
+  return os.path.join(out, "runs", f"{name}{tag}-seed{seed}")
+
+
 def run_one(name: str, seed: int, out: str) -> dict:
   """eval.json of one run, training it first unless it is complete."""
-  workdir = os.path.join(out, "runs", f"{name}-seed{seed}")
+  workdir = run_dir(out, name, seed)
   result = os.path.join(workdir, "eval.json")
   if os.path.exists(result):
     print(f"[bench] {name} seed {seed}: reusing {result}", flush=True)
@@ -56,6 +64,7 @@ def run_one(name: str, seed: int, out: str) -> dict:
     preset = "" if _PRESET.value == "default" else f":{_PRESET.value}"
     cmd = [sys.executable, "-m", "musicrep_jax.main", f"--config={os.path.join(REPO, 'configs', name)}.py{preset}",
            f"--workdir={workdir}", f"--config.data_dir={_DATA_DIR.value}", f"--config.train.seed={seed}",
+           *([f"--config.dataset={_DATASET.value}"] if _DATASET.value else []),
            *[f"--config.{o}" for o in _OVERRIDES.value]]
     print(f"[bench] {name} seed {seed}: {' '.join(cmd[1:])}", flush=True)
     start = time.time()
@@ -82,8 +91,7 @@ def main(argv):
     writer = csv.DictWriter(f, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-  report.plots(rows, {n: [os.path.join(out, "runs", f"{n}-seed{s}") for s in range(_SEEDS.value)] for n in names},
-               out)
+  report.plots(rows, {n: [run_dir(out, n, s) for s in range(_SEEDS.value)] for n in names}, out)
   print(open(os.path.join(out, "table.md")).read())
   print(f"[bench] wrote {out}/table.md, table.csv and plots")
 

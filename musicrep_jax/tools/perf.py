@@ -180,9 +180,10 @@ def vs_torch(name: str) -> dict:
   from musicrep_jax import frontend  # pylint: disable=import-outside-toplevel
   p = _prepare(name)
   config, setup = p["config"], p["setup"]
-  if config.loss.name not in torch_twin.LOSSES or setup.crops != 1:
-    raise errors.ConfigError(f"--vs-torch: the twin has the proxy and triplet losses without track regularisation; "
-                     f"{name} uses {config.loss.name!r} with {setup.crops} crops")
+  if config.loss.name not in torch_twin.LOSSES or setup.crops != 1 or config.model.subdense:
+    raise errors.ConfigError(f"--vs-torch: the twin has the proxy and triplet losses with a dense head and "
+                             f"without track regularisation; {name} uses {config.loss.name!r} with {setup.crops} "
+                             f"crops{' and sub-dense heads' if config.model.subdense else ''}")
   a, m = config.audio, config.model
   device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
   twin = torch_twin.MusicEncoder.from_config(config, len(setup.tag_names),

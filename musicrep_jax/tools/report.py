@@ -22,6 +22,9 @@ COLUMNS = {
     "track_triplet": ("track_triplet_acc", 1),
     **{f"factor_{c}": (f"factor_triplet_acc/{c}", 1) for c in (*CATS, "overall")},
     **{f"factor_sub_{c}": (f"factor_triplet_acc_subspace/{c}", 1) for c in (*CATS, "overall")},
+    **{f"factor_se_{c}": (f"factor_triplet_acc_se/{c}", 1) for c in (*CATS, "overall")},
+    **{f"factor_sub_se_{c}": (f"factor_triplet_acc_subspace_se/{c}", 1) for c in (*CATS, "overall")},
+    **{f"shortcut_{s}_{c}": (f"shortcut_auc/{s}/{c}", 1) for s in ("complete", *CATS) for c in CATS},
     "human_triplet": ("human_triplet_acc", 1),
 }
 
@@ -77,15 +80,33 @@ def markdown(rows: list[dict], command: str, seeds: int) -> str:
     out.append(f"| {r['model']} | " + " | ".join(_fmt(r, f"auc_{c}") for c in CATS) + " |")
   out += ["", "### Triplet prediction (the paper's Table 4)", "",
           "Tag triplets in the complete space / in the category's subspace (disentangled models only), "
-          "track triplets, and the generator's factor-controlled triplets.", "",
-          "| model | " + " | ".join(f"{c} (full / sub)" for c in (*CATS, "overall")) + " | track | "
-          + " | ".join(f"factor {c} (full / sub)" for c in (*CATS, "overall")) + " |",
-          "|---|" + "---|" * (5 + 1 + 5)]
+          "and track triplets.", "",
+          "| model | " + " | ".join(f"{c} (full / sub)" for c in (*CATS, "overall")) + " | track |",
+          "|---|" + "---|" * (5 + 1)]
   for r in rows:
     cells = [f"{_fmt(r, f'tag_complete_{c}')} / {_fmt(r, f'tag_subspace_{c}')}" for c in (*CATS, "overall")]
     cells += [_fmt(r, "track_triplet")]
-    cells += [f"{_fmt(r, f'factor_{c}')} / {_fmt(r, f'factor_sub_{c}')}" for c in (*CATS, "overall")]
     out.append(f"| {r['model']} | " + " | ".join(cells) + " |")
+  if any(r.get("factor_overall") is not None for r in rows):
+    out += ["", "### Factor-controlled triplets (synth_music)", "",
+            "Accuracy in the complete space / in the category's subspace; [se] is the binomial standard "
+            "error of one run (mean over runs when there are several seeds).", "",
+            "| model | " + " | ".join(f"{c} (full / sub)" for c in (*CATS, "overall")) + " |",
+            "|---|" + "---|" * 5]
+    for r in rows:
+      cells = [f"{_fmt(r, f'factor_{c}')} [{_fmt(r, f'factor_se_{c}')}] / {_fmt(r, f'factor_sub_{c}')}"
+               + (f" [{_fmt(r, f'factor_sub_se_{c}')}]" if r.get(f"factor_sub_se_{c}") is not None else "")
+               for c in (*CATS, "overall")]
+      out.append(f"| {r['model']} | " + " | ".join(cells) + " |")
+  if any(r.get("shortcut_complete_genre") is not None for r in rows):
+    out += ["", "### Shortcut probe", "",
+            "ROC-AUC of each category's tags scored by cosine to validation prototypes inside one space "
+            "(rows: the space; a disentangled subspace should be high on its own category, near 0.5 elsewhere).", "",
+            "| model | space | " + " | ".join(CATS) + " |", "|---|---|" + "---|" * len(CATS)]
+    for r in rows:
+      for space in ("complete", *CATS):
+        if r.get(f"shortcut_{space}_genre") is not None:
+          out.append(f"| {r['model']} | {space} | " + " | ".join(_fmt(r, f"shortcut_{space}_{c}") for c in CATS) + " |")
   if any(r.get("human_triplet") is not None for r in rows):
     out += ["", "| model | human triplets |", "|---|---|"] + [f"| {r['model']} | {_fmt(r, 'human_triplet')} |" for r in rows]
   return "\n".join(out) + "\n"

@@ -67,7 +67,7 @@ class MusicEncoder(nn.Module):
   """int16 audio [N, L] -> embedding [N, D], with the log-mel front end inside."""
 
   def __init__(self, *, mel_filterbank: np.ndarray, n_fft: int, hop: int, num_tags: int, subspace_dims,
-               stem_features: int, features: int, blocks: int, hidden: int):
+               stem_features: int, features: int, blocks: int, hidden: int, head: str = "relu"):
     super().__init__()
     self.n_fft, self.hop = n_fft, hop
     self.register_buffer("mel_fb", torch.tensor(mel_filterbank))
@@ -75,9 +75,11 @@ class MusicEncoder(nn.Module):
     self.stem = ConvBN(1, stem_features, 5, 1)
     self.blocks = nn.ModuleList(
         [InceptionBlock(stem_features if i == 0 else features, features) for i in range(blocks)])
-    self.hidden = nn.Linear(2 * features, hidden)
     dim = int(sum(subspace_dims))
-    self.embedding = nn.Linear(hidden, dim)
+    self.head = head  # "relu": ReLU(Dense) of the pooled features; "linear": ReLU(Dense(hidden)), then Dense
+    if head == "linear":
+      self.hidden = nn.Linear(2 * features, hidden)
+    self.embedding = nn.Linear(hidden if head == "linear" else 2 * features, dim)
     self.tag_weights = nn.Parameter(torch.randn(dim, num_tags) / dim**0.5)
     self.tag_bias = nn.Parameter(torch.zeros(num_tags))
 
@@ -87,7 +89,7 @@ class MusicEncoder(nn.Module):
     a, m = config.audio, config.model
     return cls(mel_filterbank=mel_filterbank, n_fft=a.n_fft, hop=a.hop, num_tags=num_tags,
                subspace_dims=m.subspace_dims, stem_features=m.stem_features, features=m.features,
-               blocks=m.blocks, hidden=m.hidden)
+               blocks=m.blocks, hidden=m.hidden, head=m.head)
 
   def log_mel(self, audio):
     x = audio.float() / 32768.0
@@ -102,7 +104,9 @@ class MusicEncoder(nn.Module):
     for block in self.blocks:
       x = block(x)
     x = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
-    return self.embedding(F.relu(self.hidden(x)))
+    if self.head == "linear":
+      return self.embedding(F.relu(self.hidden(x)))
+    return F.relu(self.embedding(x))
 
 
 def proxy_loss(emb, weights, labels, tag_masks):
@@ -159,7 +163,8 @@ def load_flax(model: MusicEncoder, variables: dict) -> None:
     for i, block in enumerate(model.blocks):
       for j, conv in enumerate(block.convs):
         conv_bn(conv, bb[f"InceptionBlock_{i}"][f"ConvBN_{j}"], bbs[f"InceptionBlock_{i}"][f"ConvBN_{j}"])
-    dense(model.hidden, bb["Dense_0"])
+    if model.head == "linear":
+      dense(model.hidden, bb["Dense_0"])
     dense(model.embedding, params["embedding"])
     model.tag_weights.copy_(torch.tensor(params["tag_weights"]))
     model.tag_bias.copy_(torch.tensor(params["tag_bias"]))
