@@ -33,6 +33,7 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data_dir = "~/tensorflow_datasets"
   c.manual_dir = ""
   c.human_triplets = ""  # optional dim-sim style CSV for evaluation
+  c.baseline = ""  # "random", "untrained" or "logmel": evaluate that baseline instead of training (baselines.py)
 
   c.audio = dict(crop_seconds=3.0, n_fft=1024, hop=500, n_mels=64)
   # head="relu": the paper's embedding, ReLU(Dense) of the pooled backbone features;
@@ -40,13 +41,16 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
   # category subspace (the paper's disentangled classifier).
   c.model = dict(stem_features=32, features=64, blocks=4, hidden=128, subspace_dims=(32, 32, 32, 32),
                  head="relu", subdense=False, tag_weight_scale=1.0, dtype="float32")
-  c.loss = dict(name="proxy", disentangled=False, margin=0.1, track_weight=0.0, temperature=0.11)
+  # sampler (triplet losses): "in_batch" embeds each excerpt once and forms the triplets
+  # inside the batch; "paper" embeds anchor, positive and negative as separate inputs.
+  c.loss = dict(name="proxy", disentangled=False, margin=0.1, track_weight=0.0, temperature=0.11,
+                sampler="in_batch")
   # An "epoch" of the default preset is 48 steps (1,536 crops, about half the training
   # tracks), so that a model trains in about 8 minutes on 2 cores; 0 means a full pass.
   c.train = dict(batch_size=32, learning_rate=0.005, max_epochs=12, steps_per_epoch=48,
                  plateau_factor=5.0, plateau_patience=2, max_reductions=2, seed=0,
                  log_every_steps=10, checkpoint_every_steps=200, shuffle_buffer=512,
-                 preemption_grace_s=30.0)
+                 preemption_grace_s=30.0, validation_quality=True)
   c.eval = dict(batch_size=64, checkpoint="best", prototype_tracks=2000, max_tracks=0,
                 triplets_per_category=4000, tasks=EVAL_TASKS, distance="cosine")
 
@@ -144,6 +148,15 @@ def check(config: ml_collections.ConfigDict, devices: int, train_tracks: int | N
   if t.batch_size % devices:
     raise errors.ConfigError(f"config.train.batch_size={t.batch_size} is not divisible by the {devices} devices: "
                              f"use a multiple of {devices}")
+  from musicrep_jax import objective  # pylint: disable=import-outside-toplevel
+  if config.loss.sampler not in objective.SAMPLERS:
+    raise errors.ConfigError(f"config.loss.sampler={config.loss.sampler!r} is unknown: choose one of "
+                             f"{', '.join(objective.SAMPLERS)}")
+  if config.loss.sampler == "paper" and config.loss.name not in objective.PAPER_SAMPLER:
+    raise errors.ConfigError(f"config.loss.sampler='paper' exists for {', '.join(objective.PAPER_SAMPLER)}, "
+                             f"not config.loss.name={config.loss.name!r}")
+  if config.baseline not in ("", "random", "untrained", "logmel"):
+    raise errors.ConfigError(f"config.baseline={config.baseline!r} is unknown: choose random, untrained or logmel")
   if config.model.subdense and not config.loss.disentangled:
     raise errors.ConfigError("config.model.subdense=True needs config.loss.disentangled=True")
   if any(d <= 0 for d in config.model.subspace_dims) or len(config.model.subspace_dims) != len(features.CATEGORIES):

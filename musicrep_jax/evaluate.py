@@ -41,10 +41,10 @@ class Embeddings:
   triplet: np.ndarray  # [N, 3] (triplet id, role, category) or -1s
 
   @classmethod
-  def of_split(cls, setup, state, split: str, max_tracks: int = 0) -> Embeddings:
+  def of_split(cls, setup, state, split: str, max_tracks: int = 0, max_windows: int = 0) -> Embeddings:
     song, windows = song_embeddings(setup, state, input_pipeline.eval_windows(
         setup.builder, split, crop_len=setup.crop_len, batch_size=setup.config.eval.batch_size,
-        max_tracks=max_tracks))
+        max_tracks=max_tracks, max_windows=max_windows))
     meta = input_pipeline.track_metadata(setup.builder, split, max_tracks)
     return cls(song, windows, meta["labels"], meta["track_id"], meta["triplet"])
 
@@ -111,6 +111,7 @@ def training_time(ctx: Context) -> dict:
           "epochs": meta["schedule"]["best_epoch"] + 1 if meta.get("schedule") else None,
           "epochs_run": meta.get("epoch"),
           "time_per_epoch_s": float(np.median(epoch_times)) if epoch_times else None,
+          "steps_to_best": meta.get("best_step"), "steps_run": meta.get("steps_run"),
           "val_loss_best": meta["schedule"]["best"] if meta.get("schedule") else None}
 
 
@@ -120,6 +121,7 @@ def retrieval(ctx: Context) -> dict:
   vanilla classifier's unnormalised embedding can collapse in norm or direction)."""
   song, labels, distance = ctx.test.song, ctx.test.labels, ctx.config.eval.distance
   return {"recall_at_k": metrics.recall_at_k(song, labels, distance=distance),
+          "recall_at_k_chance": metrics.chance_recall_at_k(labels),
           **metrics.ranking_metrics(song, labels, distance=distance),
           "embedding_stats": metrics.embedding_stats(song)}
 
@@ -251,6 +253,21 @@ EVALUATORS = {
     "shortcut": shortcut,
     "human_triplets": human_triplets,
 }
+
+
+def validation_quality(setup, state) -> dict:
+  """Cheap quality figures for every epoch, on the validation split (the first window of
+  each track): recall@1, and macro ROC-AUC of tagging on its second half (prototype
+  models take their prototypes from the first half)."""
+  val = Embeddings.of_split(setup, state, "validation", max_windows=1)
+  half = len(val.song) // 2
+  protos = None
+  if setup.loss_spec.needs_prototypes:
+    protos = prototypes(dataclasses.replace(val, song=val.song[:half], labels=val.labels[:half]))
+  scores = setup.tag_scores(state, val.song[half:], protos)
+  tagging_ = metrics.tagging_metrics(val.labels[half:], scores, setup.tag_category, CATS)
+  return {"val_recall_at_1": metrics.recall_at_k(val.song, val.labels, ks=(1,))["1"],
+          "val_roc_auc": tagging_["roc_auc"]}
 
 
 def run_tasks(ctx: Context) -> dict:

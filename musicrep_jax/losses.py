@@ -79,6 +79,35 @@ def sample_label_triplets(rng: jax.Array, labels: jax.Array):
   return pos, neg, tag, usable.any(-1)
 
 
+def sample_category_triplets(rng: jax.Array, labels: jax.Array, tag_category: jax.Array, num_categories: int):
+  """The paper's triplet sampling, inside a batch: for each anchor i a category drawn
+  uniformly from those where i has a usable tag (one that some other example has and
+  some example lacks), then a tag of i in it, then a positive with the tag (not i) and a
+  negative without it.
+
+  Args: labels: [N, T] multi-hot; tag_category: [T] ints in [0, num_categories).
+  Returns: (positive index [N], negative index [N], tag [N], valid [N] bool).
+  """
+  labels = labels.astype(bool)
+  n = labels.shape[0]
+  count = labels.sum(0)
+  usable = labels & (count > 1)[None] & (count < n)[None]  # [N, T]
+  in_cat = jax.nn.one_hot(tag_category, num_categories, dtype=bool)  # [T, S]
+  cat_ok = (usable[:, :, None] & in_cat[None]).any(1)  # [N, S]
+  k0, k1, k2, k3 = jax.random.split(rng, 4)
+
+  def draw(key, allowed):
+    g = jax.random.gumbel(key, allowed.shape)
+    return jnp.argmax(jnp.where(allowed, g, -jnp.inf), axis=-1)
+
+  cat = draw(k0, cat_ok)
+  tag = draw(k1, usable & (tag_category[None] == cat[:, None]))
+  has = labels[:, tag].T
+  pos = draw(k2, has & ~jnp.eye(n, dtype=bool))
+  neg = draw(k3, ~has)
+  return pos, neg, tag, cat_ok.any(-1)
+
+
 def label_triplet_loss(rng, embeddings, labels, tag_masks, margin: float = 0.1):
   """Triplet loss on in-batch label-conditioned triplets; the disentangled variant uses
   the subspace of each triplet's tag.

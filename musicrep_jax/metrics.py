@@ -152,6 +152,25 @@ def recall_at_k(embeddings: np.ndarray, labels: np.ndarray, ks: Sequence[int] = 
   return out
 
 
+def chance_recall_at_k(labels: np.ndarray, ks: Sequence[int] = (1, 2, 4, 8)) -> dict[str, float]:
+  """The expected recall@K of random neighbours (K tracks drawn uniformly without
+  replacement from the N - 1 others), exactly: a tag y of the query is found with
+  probability 1 - C(N-1-n_y, K) / C(N-1, K), n_y being the other tracks with y."""
+  from scipy import special  # pylint: disable=import-outside-toplevel
+  labels = np.asarray(labels, bool)
+  n = len(labels)
+  has = labels.sum(1) > 0
+  out = {}
+  for k in ks:
+    others = labels.sum(0)[None] - labels  # [N, T]: other tracks with each tag
+    log_miss = special.gammaln(n - others) - special.gammaln(np.maximum(n - others - k, 1)) \
+        - special.gammaln(n) + special.gammaln(n - k)  # log C(N-1-n_y, K) - log C(N-1, K)
+    miss = np.where(n - 1 - others >= k, np.exp(log_miss), 0.0)
+    found = np.where(labels, 1.0 - miss, 0.0).sum(1) / np.maximum(labels.sum(1), 1)
+    out[str(k)] = float(found[has].mean())
+  return out
+
+
 def ranking_metrics(embeddings: np.ndarray, labels: np.ndarray, chunk: int = 256,
                     distance: str = "cosine") -> dict[str, float]:
   """Precision@1, R-precision and MAP@R (Musgrave et al. 2020, "A Metric Learning Reality

@@ -33,12 +33,18 @@ class LossSpec:
   needs_prototypes: tagging compares with each tag's mean training embedding (metric learning
     without a per-tag output); evaluation computes them and `search` needs prototypes.npy.
   logits: the tag scores are logits (a sigmoid gives probabilities); otherwise cosines.
-  inputs_per_example: excerpts of a track embedded for one training example.
+  gather: None (each excerpt of the batch is embedded once: in-batch sampling), or
+    gather(objective, rng, labels [N, T], crops) -> (index [N, M] into the batch's N * crops
+    excerpts, sample dict): the excerpts to embed for each example, each as its own input
+    (the paper's sampler: anchor, positive, negative); batch_loss then receives the
+    [N, M, D] embeddings and the sample as a last argument.
+  inputs_per_example: excerpts embedded for one training example (without the track regulariser).
   """
   batch_loss: Callable
   tag_scores: Callable
   needs_prototypes: bool
   logits: bool
+  gather: Callable | None = None
   inputs_per_example: int = 1
   doc: str = ""
 
@@ -50,6 +56,29 @@ def _mean_valid(per, valid):
 def _label_triplet(o, rng, emb, w, b, labels):
   per, valid = losses.label_triplet_loss(rng, emb, labels, jnp.asarray(o.tag_masks), o.cfg.margin)
   return _mean_valid(per, valid), {"valid_triplets": valid.mean()}
+
+
+def _paper_gather(o, rng, labels, crops):
+  """The paper's sampler: per example a category, a tag, and a positive and a negative for
+  it (losses.sample_category_triplets), each embedded as its own input; with the track
+  regulariser also the anchor's second excerpt and another track's second excerpt."""
+  k_sample, k_other = jax.random.split(rng)
+  pos, neg, tag, valid = losses.sample_category_triplets(k_sample, labels, jnp.asarray(o.tag_category),
+                                                         len(o.category_masks))
+  n = labels.shape[0]
+  i = jnp.arange(n)
+  cols = [i * crops, pos * crops, neg * crops]
+  if crops > 1:
+    other = (i + jax.random.randint(k_other, (), 1, max(n, 2))) % n
+    cols += [i * crops + 1, other * crops + 1]
+  return jnp.stack(cols, 1), {"tag": tag, "valid": valid}
+
+
+def _paper_triplet(o, rng, emb, w, b, labels, sample):
+  masks = jnp.asarray(o.tag_masks)[sample["tag"]]
+  per = losses.triplet_loss(emb[:, 0], emb[:, 1], emb[:, 2], o.cfg.margin, masks)
+  valid = sample["valid"]
+  return _mean_valid(jnp.where(valid, per, 0.0), valid), {"valid_triplets": valid.mean()}
 
 
 def _batch_hard_triplet(o, rng, emb, w, b, labels):
@@ -99,15 +128,32 @@ LOSSES = {
                         doc="vanilla classification (paper row 6)"),
 }
 NAMES = tuple(LOSSES)
+# config.loss.sampler="paper": the losses that have the paper's sampler, by name.
+PAPER_SAMPLER = {
+    "triplet": LossSpec(_paper_triplet, _prototype_scores, needs_prototypes=True, logits=False,
+                        gather=_paper_gather, inputs_per_example=3,
+                        doc="the paper's triplets: a category, a tag, an anchor and positive with it and a "
+                            "negative without it, each embedded as its own input (5 with track regularisation)"),
+}
+SAMPLERS = ("in_batch", "paper")
 
 
 def spec(loss_config) -> LossSpec:
+  if loss_config.get("sampler", "in_batch") == "paper":
+    return PAPER_SAMPLER[loss_config.name]
   return LOSSES[loss_config.name]
 
 
 def crops_per_track(loss_config) -> int:
   """Excerpts of each track in a batch: two when the track regulariser needs them."""
-  return max(spec(loss_config).inputs_per_example, 2 if loss_config.track_weight > 0 else 1)
+  return 2 if loss_config.track_weight > 0 else 1
+
+
+def inputs_per_example(loss_config) -> int:
+  """Excerpts embedded per example in a step: what a training step costs, in inputs."""
+  s = spec(loss_config)
+  track = loss_config.track_weight > 0
+  return s.inputs_per_example + 2 * track if s.gather else 1 + track
 
 
 class Objective:
@@ -130,17 +176,29 @@ class Objective:
       self.tag_masks = np.ones((len(tag_category), dim), np.float32)
       self.tag_group, self.group_masks = np.zeros_like(self.tag_category), np.ones((1, dim), np.float32)
 
-  def __call__(self, rng, embeddings, tag_weights, tag_bias, labels):
+  def select(self, rng, labels, crops: int):
+    """For a loss with its own sampler (spec.gather): which of the batch's excerpts to embed."""
+    return self.spec.gather(self, rng, labels, crops)
+
+  def __call__(self, rng, embeddings, tag_weights, tag_bias, labels, sample=None):
     """Mean loss of a batch.
 
-    Args: embeddings: [N, K, D] (K excerpts per track); labels: [N, T].
+    Args: embeddings: [N, K, D] (K excerpts per track; with the paper's sampler the M
+      inputs of `select`); labels: [N, T]; sample: what `select` returned.
     Returns: (scalar loss, dict of scalar metrics).
     """
     first = embeddings[:, 0]
     k_main, k_track = jax.random.split(rng)
-    loss, aux = self.spec.batch_loss(self, k_main, first, tag_weights, tag_bias, labels)
+    if sample is None:
+      loss, aux = self.spec.batch_loss(self, k_main, first, tag_weights, tag_bias, labels)
+    else:
+      loss, aux = self.spec.batch_loss(self, k_main, embeddings, tag_weights, tag_bias, labels, sample)
     aux["main_loss"] = loss
-    if self.cfg.track_weight > 0:
+    if self.cfg.track_weight > 0 and sample is not None:  # the sampler chose anchor, positive, negative
+      track = losses.triplet_loss(first, embeddings[:, 3], embeddings[:, 4], self.cfg.margin).mean()
+      aux["track_loss"] = track
+      loss = loss + self.cfg.track_weight * track
+    elif self.cfg.track_weight > 0:
       track = losses.track_triplet_loss(k_track, first, embeddings[:, 1], self.cfg.margin).mean()
       aux["track_loss"] = track
       loss = loss + self.cfg.track_weight * track

@@ -20,6 +20,8 @@ def run(config, workdir: str, mode: str = "train") -> dict:
   train.check_config(config)  # before a dataset build, which can take minutes
   builder = train.load_dataset(config)
   train.check_config(config, builder)
+  if config.baseline:
+    return _baseline(config, builder, workdir, lead)
   setup = train.Setup(config, builder)
   if lead:  # what `musicrep_jax.search` needs to use the model without the dataset
     progress.write_json(os.path.join(workdir, "tags.json"), setup.vocab)
@@ -33,6 +35,19 @@ def run(config, workdir: str, mode: str = "train") -> dict:
   progress.log(f"evaluating the {config.eval.checkpoint} checkpoint (step {int(state['step'])})", lead)
   results = evaluate.evaluate(setup, state, meta, workdir if lead else None)
   if lead:
+    progress.write_json(os.path.join(workdir, "eval.json"), results)
+    progress.log(summary(results), lead)
+  return results
+
+
+def _baseline(config, builder, workdir: str, lead: bool) -> dict:
+  """Evaluates a baseline of baselines.py (nothing to train) and writes eval.json."""
+  from musicrep_jax import baselines  # pylint: disable=import-outside-toplevel
+  setup = baselines.Baseline(config, builder)
+  progress.log(f"evaluating the {config.baseline} baseline on {config.dataset}", lead)
+  results = evaluate.evaluate(setup, setup.state(), {}, workdir if lead else None)
+  if lead:
+    progress.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
     progress.write_json(os.path.join(workdir, "eval.json"), results)
     progress.log(summary(results), lead)
   return results

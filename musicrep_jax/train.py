@@ -17,6 +17,7 @@ import optax
 from musicrep_jax import checkpointing
 from musicrep_jax import configlib
 from musicrep_jax import errors
+from musicrep_jax import evaluate
 from musicrep_jax import input_pipeline
 from musicrep_jax import model as model_lib
 from musicrep_jax import progress
@@ -39,10 +40,15 @@ class Setup(model_lib.Model):
   def loss(self, params, batch_stats, batch, rng, train):
     audio = batch["audio"]  # [B, K, L]
     b, k, l = audio.shape
-    out = self.embed(params, batch_stats, audio.reshape(b * k, l), train=train)
+    audio, sample = audio.reshape(b * k, l), None
+    if self.loss_spec.gather is not None:  # the loss's own sampler picks the inputs: [B, M]
+      rng, k_sample = jax.random.split(rng)
+      index, sample = self.objective.select(k_sample, batch["labels"], k)
+      audio, k = audio[index.reshape(-1)], index.shape[1]
+    out = self.embed(params, batch_stats, audio, train=train)
     emb, new_stats = (out[0], out[1]["batch_stats"]) if train else (out, batch_stats)
     loss, aux = self.objective(rng, emb.reshape(b, k, -1), params["tag_weights"], params["tag_bias"],
-                               batch["labels"])
+                               batch["labels"], sample)
     return loss, (aux, new_stats)
 
   def update(self, state, batch, lr, rng):
@@ -97,6 +103,22 @@ def validation_loss(setup: Setup, state, seed: int) -> float:
     total += float(setup.eval_loss_fn(state, setup.global_batch(b), jax.random.key(i)))
     count += 1
   return total / max(count, 1)
+
+
+def step_flops(setup: Setup, state) -> float | None:
+  """FLOPs of one update from XLA's cost analysis of the compiled step: a training cost
+  that does not depend on what else the machine is doing (None where XLA gives none)."""
+  t = setup.config.train
+  batch = {"audio": jax.ShapeDtypeStruct((t.batch_size, setup.crops, setup.crop_len), jnp.int16,
+                                         sharding=setup.data_sharded),
+           "labels": jax.ShapeDtypeStruct((t.batch_size, len(setup.tag_names)), jnp.float32,
+                                          sharding=setup.data_sharded)}
+  try:
+    cost = setup.update_fn.lower(state, batch, jnp.float32(0), jax.random.key(0)).compile().cost_analysis()
+  except Exception:  # pylint: disable=broad-except  # a backend without cost analysis
+    return None
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost["flops"]) if cost and "flops" in cost else None
 
 
 class Preempted(Exception):
@@ -181,6 +203,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
           ckpt.save(step, state, {**meta, "train_time_s": meta["train_time_s"] + time.time() - epoch_start})
       bar.newline()
       val = validation_loss(setup, state, t.seed)
+      quality = evaluate.validation_quality(setup, state) if t.validation_quality else {}
       if not math.isfinite(val):
         raise TrainingError(f"the validation loss is {val} after epoch {epoch}: the last good checkpoint is kept")
       epoch_time = time.time() - epoch_start
@@ -189,8 +212,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
       improved = sched["best_epoch"] == epoch
       meta = {**meta, "epoch": epoch + 1, "schedule": sched, "train_time_s": meta["train_time_s"] + epoch_time,
               "epoch_times": meta["epoch_times"] + [epoch_time],
-              "best_step": int(state["step"]) if improved else meta.get("best_step")}
-      writer.write(int(state["step"]), epoch=epoch, val_loss=val, lr=sched["lr"], epoch_time_s=epoch_time)
+              "best_step": int(state["step"]) if improved else meta.get("best_step"), "steps_run": int(state["step"])}
+      writer.write(int(state["step"]), epoch=epoch, val_loss=val, lr=sched["lr"], epoch_time_s=epoch_time, **quality)
       progress.log(f"epoch {epoch}: val loss {val:.4f} (best {sched['best']:.4f} at epoch {sched['best_epoch']}), "
                    f"lr {sched['lr']:.2e}, {epoch_time:.0f} s", lead)
       ckpt.save(int(state["step"]), state, meta, best=improved)
@@ -216,5 +239,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
     compiled = getattr(setup.update_fn, "_cache_size", lambda: None)()
     progress.write_json(os.path.join(workdir, "train_summary.json"),
                         {**{k: meta[k] for k in ("epoch", "schedule", "train_time_s", "epoch_times")},
-                         "update_compilations": compiled})
+                         "best_step": meta.get("best_step"), "steps_run": int(state["step"]),
+                         "update_compilations": compiled, "flops_per_step": step_flops(setup, state)})
   return meta

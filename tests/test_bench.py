@@ -9,20 +9,48 @@ from conftest import run_module
 pytestmark = pytest.mark.slow  # end-to-end runs of the real commands
 
 
-def test_bench_smoke_two_configs_then_reuse(data_dir, tmp_path):
-  args = ("musicrep_jax.tools.bench", "--preset=smoke", f"--out={tmp_path}", "--configs=proxy_dis,triplet_dis",
-          f"--data_dir={data_dir}")
+def test_bench_two_seeds_mean_sd_cells_reuse_and_partial_tables(data_dir, tmp_path):
+  args = ("musicrep_jax.tools.bench", "--preset=smoke", f"--out={tmp_path}", "--configs=proxy_dis,baseline_random",
+          "--seeds=2", f"--data_dir={data_dir}")
   first = run_module(*args)
-  assert "done in" in first.stdout
+  assert first.stdout.count("done in") == 4
   table = (tmp_path / "table.md").read_text()
-  assert "| proxy_dis |" in table and "| triplet_dis |" in table and "Made by `python -m musicrep_jax.tools.bench" in table
-  rows = list(csv.DictReader(open(tmp_path / "table.csv")))
-  assert [r["model"] for r in rows] == ["proxy_dis", "triplet_dis"]
-  assert min(float(r["time_ratio"]) for r in rows) == 1.0
-  for png in ("retrieval_tagging.png", "triplets.png", "time_ratio.png", "training_curves.png", "subspaces.png"):
+  assert "Made by `python -m musicrep_jax.tools.bench" in table and "mean ± std over 2 seeds" in table
+  assert "PARTIAL" not in table
+  row = next(l for l in table.splitlines() if l.startswith("| proxy_dis | ") and "/" in l)  # the cost table
+  assert "±" in row
+  assert "| chance (exact) |" in table and "| baseline_random |" in table
+  rows = {r["model"]: r for r in csv.DictReader(open(tmp_path / "table.csv"))}
+  assert set(rows) == {"proxy_dis", "baseline_random"} and rows["proxy_dis"]["seeds"] == "2"
+  assert float(rows["proxy_dis"]["gflop_to_best_ratio"]) == 1.0 and float(rows["proxy_dis"]["step_s"]) > 0
+  assert rows["proxy_dis"]["R@1_std"] != "" and rows["baseline_random"]["gflop_to_best"] == ""
+  for png in ("retrieval_tagging.png", "triplets.png", "time_ratio.png", "training_curves.png", "subspaces.png",
+              "quality_vs_cost.png"):
     assert (tmp_path / png).stat().st_size > 1000, png
   second = run_module(*args)
-  assert second.stdout.count("reusing") == 2 and "done in" not in second.stdout
+  assert second.stdout.count("reusing") == 4 and "done in" not in second.stdout
+  # A run that is missing (its small files not there): the table is marked partial.
+  (tmp_path / "runs" / "proxy_dis-seed1" / "eval.json").unlink()
+  third = run_module(*args, "--report_only")
+  assert "PARTIAL: 1 run(s) missing" in third.stdout and "proxy_dis-seed1" in (tmp_path / "table.md").read_text()
+
+
+def test_training_cost_in_flops_does_not_depend_on_load(smoke_builder):
+  """class and proxy are the same model: the FLOPs of their compiled steps are equal (a
+  measured time would vary with the load); the paper's sampler embeds three inputs per
+  triplet, so its step costs about three in-batch steps."""
+  from musicrep_jax import configlib, train  # pylint: disable=import-outside-toplevel
+  from musicrep_jax.tools import report  # pylint: disable=import-outside-toplevel
+  flops = {}
+  for name in ("class", "proxy", "triplet", "triplet_paper"):
+    setup = train.Setup(configlib.load(name, "smoke"), smoke_builder)
+    flops[name] = train.step_flops(setup, setup.init_state(0))
+  assert flops["class"] == flops["proxy"] > 0
+  assert 2.5 < flops["triplet_paper"] / flops["triplet"] < 3.5, flops
+  run = {"steps_to_best": 40, "flops_per_step": flops["proxy"], "recall_at_k": {"1": 0.5}}
+  rows = report.summarise({"class": [run], "proxy": [dict(run)]}, {"class": 0.2, "proxy": 0.3})
+  assert rows[0]["gflop_to_best"] == rows[1]["gflop_to_best"] == 40 * flops["proxy"] / 1e9
+  assert rows[1]["s_to_best_ratio"] == 1.5
 
 
 def test_bench_rejects_unknown_config(tmp_path):

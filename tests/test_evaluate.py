@@ -43,9 +43,10 @@ def _context(name="proxy_dis", n=40, meta=None, **overrides):
 
 def test_training_time_reads_the_schedule():
   meta = {"epoch": 5, "train_time_s": 50.0, "epoch_times": [12.0, 9.0, 10.0, 11.0, 8.0],
-          "schedule": {**schedule.init(0.1), "best": 0.5, "best_epoch": 2}}
+          "schedule": {**schedule.init(0.1), "best": 0.5, "best_epoch": 2}, "best_step": 30, "steps_run": 50}
   out = evaluate.training_time(_context(meta=meta))
-  assert out == {"train_time_s": 50.0, "epochs": 3, "epochs_run": 5, "time_per_epoch_s": 10.0, "val_loss_best": 0.5}
+  assert out == {"train_time_s": 50.0, "epochs": 3, "epochs_run": 5, "time_per_epoch_s": 10.0, "val_loss_best": 0.5,
+                 "steps_to_best": 30, "steps_run": 50}
 
 
 def test_retrieval_is_recall_at_k_of_the_test_embeddings():
@@ -101,7 +102,8 @@ def test_only_the_configured_tasks_run():
   ctx = _context()
   ctx.config.eval.tasks = ("training_time", "track_triplets")
   out = evaluate.run_tasks(ctx)
-  assert set(out) == {"train_time_s", "epochs", "epochs_run", "time_per_epoch_s", "val_loss_best", "track_triplet_acc"}
+  assert set(out) == {"train_time_s", "epochs", "epochs_run", "time_per_epoch_s", "val_loss_best", "steps_to_best",
+                      "steps_run", "track_triplet_acc"}
   ctx.config.eval.tasks = ("retrieval", "nope")
   with pytest.raises(errors.ConfigError, match="config.eval.tasks names 'nope'"):
     configlib.check(ctx.config, devices=1)

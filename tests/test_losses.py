@@ -167,3 +167,47 @@ def test_proxy_nca_matches_numpy(disentangled):
     assert ref_count[0] <= y[0].sum() - 2  # the two category-0 positives were excluded
   grad = jax.grad(lambda e: losses.proxy_nca_loss(e, p, np.ones((5, 6)), cat, T, masks)[0].sum())(jnp.asarray(emb))
   assert np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("track_weight", [0.0, 0.5])
+def test_paper_sampler_picks_valid_triplets_each_embedded_as_its_own_input(track_weight):
+  from musicrep_jax import configlib, objective  # pylint: disable=import-outside-toplevel
+  cfg = configlib.base("smoke").loss
+  cfg.name, cfg.sampler, cfg.disentangled, cfg.track_weight = "triplet", "paper", True, track_weight
+  tag_category = np.array([0, 0, 0, 1, 1, 2, 2, 3, 3])
+  obj = objective.Objective(cfg, (2, 2, 2, 2), tag_category)
+  rng = np.random.default_rng(0)
+  n, crops = 24, objective.crops_per_track(cfg)
+  labels = np.zeros((n, 9), np.float32)
+  for c in range(4):
+    tags = np.flatnonzero(tag_category == c)
+    labels[np.arange(n), rng.choice(tags, n)] = 1
+  assert objective.inputs_per_example(cfg) == (5 if track_weight else 3)
+  cats = []
+  for seed in range(20):
+    index, sample = obj.select(jax.random.key(seed), jnp.asarray(labels), crops)
+    index, tag, valid = np.asarray(index), np.asarray(sample["tag"]), np.asarray(sample["valid"])
+    assert index.shape == (n, 5 if track_weight else 3) and valid.all()
+    anchor, pos, neg = index[:, 0] // crops, index[:, 1] // crops, index[:, 2] // crops
+    assert (anchor == np.arange(n)).all() and (index[:, :3] % crops == 0).all()
+    assert labels[anchor, tag].all() and labels[pos, tag].all() and not labels[neg, tag].any()
+    assert (pos != anchor).all()
+    if track_weight:  # the anchor's second excerpt, and another track's second excerpt
+      assert (index[:, 3] == np.arange(n) * crops + 1).all() and (index[:, 4] % crops == 1).all()
+      assert (index[:, 4] // crops != np.arange(n)).all()
+    cats += list(tag_category[tag])
+  # A category first, then a tag of it: each category is drawn about equally often.
+  counts = np.bincount(cats, minlength=4)
+  assert counts.min() > 0.8 * len(cats) / 4, counts
+  # The loss is the masked triplet loss of the three gathered inputs.
+  emb = jnp.asarray(rng.normal(size=(n, index.shape[1], 8)).astype(np.float32))
+  loss, _ = obj(jax.random.key(0), emb, None, None, jnp.asarray(labels), {"tag": tag, "valid": valid})
+  masks = obj.tag_masks[tag]
+  unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
+  e = np.asarray(emb)
+  cos = lambda a, b: (unit(a * masks) * unit(b * masks)).sum(-1)
+  want = np.maximum(cos(e[:, 0], e[:, 2]) - cos(e[:, 0], e[:, 1]) + cfg.margin, 0).mean()
+  if track_weight:
+    cos2 = lambda a, b: (unit(a) * unit(b)).sum(-1)
+    want += track_weight * np.maximum(cos2(e[:, 0], e[:, 4]) - cos2(e[:, 0], e[:, 3]) + cfg.margin, 0).mean()
+  assert float(loss) == pytest.approx(want, rel=1e-4)

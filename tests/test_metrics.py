@@ -142,3 +142,21 @@ def test_embedding_stats():
   norms = np.array([3.0, 1.0, 3.0])
   assert s["norm_mean"] == pytest.approx(norms.mean()) and s["norm_cv"] == pytest.approx(norms.std() / norms.mean())
   assert s["mean_pairwise_cosine"] == pytest.approx((0 + 1 + 0) * 2 / 6)
+
+
+def test_chance_recall_matches_simulated_random_neighbours():
+  labels = RNG.random((30, 7)) < 0.25
+  labels[0] = False  # a query without tags is left out
+  got = metrics.chance_recall_at_k(labels, ks=(1, 3, 8))
+  sims = {k: [] for k in (1, 3, 8)}
+  rng = np.random.default_rng(1)
+  for _ in range(1500):
+    for k in sims:
+      hits = []
+      for q in range(1, 30):
+        others = np.delete(np.arange(30), q)
+        nn = rng.choice(others, k, replace=False)
+        hits.append((labels[nn].any(0) & labels[q]).sum() / max(labels[q].sum(), 1))
+      sims[k].append(np.mean([h for h, q in zip(hits, range(1, 30)) if labels[q].any()]))
+  for k in sims:
+    assert got[str(k)] == pytest.approx(np.mean(sims[k]), abs=0.01), (k, got, np.mean(sims[k]))

@@ -87,7 +87,8 @@ def test_mood_subspace_ranks_same_mood_above_others(collection):
   assert np.mean(wins) > 0.5, np.mean(wins)
   # The approximate index (faiss IVF) on 48 songs: the same first hit, kept beside the index.
   hits = index.query(index.embeddings[5], "mood", k=5, method="approx", nprobe=1000)
-  assert hits[0][0] == index.files[5] and hits[0][1] == pytest.approx(1, abs=1e-5)
+  # (The ReLU embedding can make two songs point the same way in a subspace: a tie at 1.)
+  assert hits[0][1] == pytest.approx(1, abs=1e-5) and index.files[5] in [p for p, s in hits if s > 1 - 1e-5]
   assert os.path.exists(index.approx_path("mood"))
 
 

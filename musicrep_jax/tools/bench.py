@@ -2,9 +2,12 @@
 
   python -m musicrep_jax.tools.bench --preset=smoke --out=DIR [--configs=a,b,...] [--seeds=N]
 
-Each run lives in DIR/runs/<config>-seed<k>/ and is reused when its eval.json exists
-(an interrupted run resumes from its checkpoint). Writes DIR/table.md (laid out like
-the paper's Tables 1, 3 and 4), DIR/table.csv and PNG plots.
+Each run lives in DIR/runs/<config>-seed<k>/ and counts as finished when its eval.json
+exists (a copy of the small files of a finished run, as docs/results/ keeps them, is
+enough; an interrupted run resumes from its checkpoint). Runs go seed by seed, so one
+seed of every model finishes first. Writes DIR/table.md (laid out like the paper's
+Tables 1, 3 and 4), DIR/table.csv and PNG plots; when runs are missing (interrupted,
+failed, or --report_only) the table says PARTIAL and names them.
 """
 
 from __future__ import annotations
@@ -24,17 +27,26 @@ from musicrep_jax import errors
 
 PAPER = ["triplet", "triplet_dis", "triplet_dis_track", "proxy", "proxy_dis", "class_vanilla", "class", "class_dis"]
 EXTENDED = ["proxy_nca", "proxy_nca_dis", "triplet_bh", "triplet_bh_dis"]
+PAPER_ROWS = ["triplet_paper", "triplet_dis_paper", "triplet_dis_track_paper"]  # the paper's triplet sampler
+BASELINES = ["baseline_random", "baseline_untrained", "baseline_logmel"]
+GROUPS = {"paper": PAPER, "extended": PAPER + EXTENDED, "paper_rows": PAPER_ROWS, "baselines": BASELINES,
+          "all": BASELINES + PAPER + PAPER_ROWS + EXTENDED}
 REPO = configlib.REPO
 
 _PRESET = flags.DEFINE_enum("preset", "default", ["smoke", "default", "paper"], "Config preset of every run.")
 _OUT = flags.DEFINE_string("out", None, "Output folder.")
-_CONFIGS = flags.DEFINE_string("configs", "paper", "Comma-separated config names; 'paper' is the paper's "
-                               "eight, 'extended' the eight plus Proxy-NCA and batch-hard rows.")
+_CONFIGS = flags.DEFINE_string("configs", "paper", "Comma-separated config names or groups: 'paper' (the "
+                               "paper's eight), 'extended' (the eight plus Proxy-NCA and batch-hard rows), "
+                               "'paper_rows' (the triplet models with the paper's sampler), 'baselines', 'all'.")
 _SEEDS = flags.DEFINE_integer("seeds", 1, "Runs per config (seeds 0..N-1); tables give mean and std.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "~/tensorflow_datasets", "Where the datasets live.")
 _DATASET = flags.DEFINE_string("dataset", "", "Train and evaluate every run on this dataset instead of the config's "
                                "(e.g. synth_music:decorrelated, the control without correlated tags); runs go to "
                                "runs/<config>@<dataset>-seed<k>/.")
+_REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Train nothing: write the tables from the runs already "
+                                  "finished (a partial table says which runs are missing).")
+_STEP_COST = flags.DEFINE_bool("step_cost", True, "Measure every trained config's seconds per step in one process "
+                               "(alternating windows) for the training-cost columns.")
 _OVERRIDES = flags.DEFINE_multi_string("override", [], "Extra --config.<key>=<value> for every run.")
 flags.mark_flag_as_required("out")
 
@@ -42,7 +54,7 @@ flags.mark_flag_as_required("out")
 def config_names(spec: str) -> list[str]:
   names = []
   for part in spec.split(","):
-    names += {"paper": PAPER, "extended": PAPER + EXTENDED}.get(part, [part])
+    names += GROUPS.get(part, [part])
   for n in names:
     if not os.path.exists(os.path.join(configlib.CONFIGS_DIR, f"{n}.py")):
       raise errors.ConfigError(f"--configs names {n!r}, but configs/{n}.py does not exist")
@@ -76,24 +88,76 @@ def run_one(name: str, seed: int, out: str) -> dict:
     return json.load(f)
 
 
+def load_run(workdir: str) -> dict:
+  """A finished run's eval.json, with the FLOPs per step of its train_summary.json."""
+  with open(os.path.join(workdir, "eval.json")) as f:
+    result = json.load(f)
+  summary = os.path.join(workdir, "train_summary.json")
+  if os.path.exists(summary):
+    with open(summary) as f:
+      result["flops_per_step"] = json.load(f).get("flops_per_step")
+  return result
+
+
+def measure_step_costs(names: list[str], out: str) -> dict[str, float]:
+  """{config: seconds per step}, all measured in one process (perf --step_cost_json);
+  reused from OUT/step_cost.json when it has them all."""
+  path = os.path.join(out, "step_cost.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      known = json.load(f)["seconds_per_step"]
+    if set(names) <= set(known):
+      return known
+  preset = _PRESET.value
+  cmd = [sys.executable, "-m", "musicrep_jax.tools.perf", f"--preset={preset}", f"--configs={','.join(names)}",
+         f"--data_dir={_DATA_DIR.value}", f"--step_cost_json={path}", "--windows=5", "--steps=5",
+         "--override=train.shuffle_buffer=16", *[f"--override={o}" for o in _OVERRIDES.value if "." in o.split("=")[0]]]
+  print(f"[bench] measuring step costs: {' '.join(cmd[1:])}", flush=True)
+  if subprocess.run(cmd, cwd=REPO).returncode != 0:
+    print("[bench] step cost measurement failed; the table has the FLOP-based cost only", flush=True)
+    return {}
+  with open(path) as f:
+    return json.load(f)["seconds_per_step"]
+
+
 def main(argv):
   del argv
   from musicrep_jax.tools import report  # pylint: disable=import-outside-toplevel
   out = os.path.abspath(os.path.expanduser(_OUT.value))
   os.makedirs(out, exist_ok=True)
   names = errors.exit_on_user_error(config_names, _CONFIGS.value)
-  results = errors.exit_on_user_error(lambda: {n: [run_one(n, s, out) for s in range(_SEEDS.value)] for n in names})
-  rows = report.summarise(results)
+  dirs = {n: [run_dir(out, n, s) for s in range(_SEEDS.value)] for n in names}
+  failure = None
+  if not _REPORT_ONLY.value:
+    try:  # seed by seed: one seed of every model is done before a second seed starts
+      for s in range(_SEEDS.value):
+        for n in names:
+          run_one(n, s, out)
+    except (errors.UserError, KeyboardInterrupt) as e:
+      failure = e
+  finished = {n: [d for d in ds if os.path.exists(os.path.join(d, "eval.json"))] for n, ds in dirs.items()}
+  missing = [os.path.basename(d) for n, ds in dirs.items() for d in ds if d not in finished[n]]
+  results = {n: [load_run(d) for d in ds] for n, ds in finished.items() if ds}
+  if not results:
+    print(f"error: no finished run in {out}/runs" + (f" ({failure})" if failure else ""), file=sys.stderr)
+    sys.exit(2)
+  trained = [n for n in results if not n.startswith("baseline_")]
+  step_seconds = measure_step_costs(trained, out) if _STEP_COST.value and trained else {}
+  curves = {n: [report.validation_curve(d) for d in finished[n]] for n in results}
+  rows = report.summarise(results, step_seconds, curves)
   command = "python -m musicrep_jax.tools.bench " + " ".join(a for a in sys.argv[1:])
   with open(os.path.join(out, "table.md"), "w") as f:
-    f.write(report.markdown(rows, command, _SEEDS.value))
+    f.write(report.markdown(rows, command, _SEEDS.value, missing))
   with open(os.path.join(out, "table.csv"), "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}, key=lambda k: (k != "model", k)))
     writer.writeheader()
     writer.writerows(rows)
-  report.plots(rows, {n: [run_dir(out, n, s) for s in range(_SEEDS.value)] for n in names}, out)
+  report.plots(rows, {n: finished[n] for n in results}, out)
   print(open(os.path.join(out, "table.md")).read())
-  print(f"[bench] wrote {out}/table.md, table.csv and plots")
+  print(f"[bench] wrote {out}/table.md, table.csv and plots" + (f"; PARTIAL: {len(missing)} run(s) missing" if missing else ""))
+  if failure is not None:
+    print(f"error: {failure}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ _VS_TORCH = flags.DEFINE_bool("vs-torch", False, "Time the PyTorch twin (musicre
                               "alternating windows in this process; needs pip install -e '.[torch]'.")
 _PROFILE = flags.DEFINE_string("profile", "", "Also trace 10 steps of each config into this folder (jax.profiler; "
                                "opens in xprof / TensorBoard) and print XLA op time by kind (needs pip install --no-deps xprof).")
+_STEP_COST_JSON = flags.DEFINE_string("step_cost_json", "", "Instead of the table: each config's median seconds "
+                                      "per train step, measured in windows alternating across the configs in this "
+                                      "process (so load hits all alike), written to this JSON file (bench uses it).")
 _TORCH_COMPILE = flags.DEFINE_bool("torch_compile", False, "--vs-torch: run the twin under torch.compile.")
 
 
@@ -144,6 +147,21 @@ def measure(name: str) -> dict:
               peak_gb=mem.get("peak_bytes_in_use", 0) / 2**30)
 
 
+def step_costs(names: list[str]) -> dict[str, float]:
+  """{config: median seconds per train step}, every config's windows taken in turn."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  prepared = {}
+  for n in names:
+    prepared[n] = _prepare(n)
+    _jax_window(prepared[n], 1)
+    print(f"step cost: {n} compiled in {prepared[n]['compile_s']:.1f} s", flush=True)
+  seconds = {n: [] for n in names}
+  for _ in range(_WINDOWS.value):
+    for n, p in prepared.items():
+      seconds[n].append(p["config"].train.batch_size / _jax_window(p, _STEPS.value))
+  return {n: float(np.median(s)) for n, s in seconds.items()}
+
+
 def op_profile(folder: str, top: int = 15) -> None:
   """Prints the traced XLA ops' time grouped by kind (the fusion name before its number)."""
   import collections  # pylint: disable=import-outside-toplevel
@@ -221,6 +239,13 @@ def main(argv):
   del argv
   if _MEMORY.value:
     memory_table(_CONFIGS.value.split(",")[0])
+    return
+  if _STEP_COST_JSON.value:
+    import json  # pylint: disable=import-outside-toplevel
+    costs = errors.exit_on_user_error(step_costs, _CONFIGS.value.split(","))
+    with open(_STEP_COST_JSON.value, "w") as f:
+      json.dump({"seconds_per_step": costs, "windows": _WINDOWS.value, "steps": _STEPS.value}, f, indent=1)
+    print(f"step cost: wrote {_STEP_COST_JSON.value}")
     return
   import jax  # pylint: disable=import-outside-toplevel
   print(f"preset {_PRESET.value} {' '.join(_OVERRIDE.value)} on {jax.device_count()} x "

@@ -1,4 +1,12 @@
-"""Comparison tables and plots from the eval.json files of several runs."""
+"""Comparison tables and plots from the eval.json files of several runs.
+
+Training cost is counted in two ways that do not depend on what else the machine was
+doing while a model trained: steps to the best validation loss x FLOPs per step (XLA's
+cost analysis of the compiled step), and steps to best x seconds per step measured for
+all models in one process in alternating windows (`perf --step_cost_json`). The
+wall-time ratio of the runs themselves is shown beside them. The cost to reach a target
+(95% of the best model's best validation ROC-AUC) is the MLPerf-style time-to-quality.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +23,12 @@ from musicrep_jax.evaluate import flatten
 # Table columns: column -> (name of the number in evaluate.flatten(eval.json), scale).
 COLUMNS = {
     "train_time_s": ("train_time_s", 1), "epochs": ("epochs", 1), "time_per_epoch_s": ("time_per_epoch_s", 1),
+    "steps_to_best": ("steps_to_best", 1), "steps_run": ("steps_run", 1), "gflop_per_step": ("flops_per_step", 1e-9),
     **{f"R@{k}": (f"recall_at_k/{k}", 100) for k in ("1", "2", "4", "8")},
+    **{f"chance_R@{k}": (f"recall_at_k_chance/{k}", 100) for k in ("1", "2", "4", "8")},
+    "P@1": ("precision_at_1", 100), "R_precision": ("r_precision", 100), "MAP@R": ("map_at_r", 100),
+    "norm_mean": ("embedding_stats/norm_mean", 1), "norm_cv": ("embedding_stats/norm_cv", 1),
+    "mean_cosine": ("embedding_stats/mean_pairwise_cosine", 1),
     "roc_auc": ("roc_auc", 1), "pr_auc": ("pr_auc", 1),
     **{f"auc_{c}": (f"roc_auc_per_category/{c}", 1) for c in CATS},
     **{f"tag_{space}_{c}": (f"triplet_acc/{space}/{c}", 1) for space in ("complete", "subspace") for c in (*CATS, "overall")},
@@ -41,8 +54,28 @@ def _get(flat: dict, name: str, scale: float):
   return None if v is None else scale * v
 
 
-def summarise(results: dict[str, list[dict]]) -> list[dict]:
-  """One row per config: mean (and std over seeds) of every reported number."""
+def validation_curve(workdir: str) -> list[tuple[int, float]]:
+  """[(step, validation ROC-AUC)] of a run's epochs, from its metrics.jsonl."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [(l["step"], l["val_roc_auc"]) for l in map(json.loads, f) if l.get("val_roc_auc") is not None]
+
+
+def _first_reaching(curve, target):
+  return next((step for step, auc in curve if auc is not None and auc >= target), None)
+
+
+def summarise(results: dict[str, list[dict]], step_seconds: dict[str, float] | None = None,
+              curves: dict[str, list[list]] | None = None) -> list[dict]:
+  """One row per config: mean (and std over seeds) of every reported number, and the
+  training costs. results: {config: [eval.json (+ flops_per_step) per seed]};
+  step_seconds: {config: measured seconds per step}; curves: {config: [[(step, val
+  ROC-AUC) per epoch] per seed]}."""
+  step_seconds, curves = step_seconds or {}, curves or {}
+  best_auc = [np.mean([max(a for _, a in c) for c in cs if c]) for cs in curves.values() if any(cs)]
+  target = 0.95 * max(best_auc) if best_auc else None
   rows = []
   for name, runs in results.items():
     flats = [flatten(r) for r in runs]
@@ -52,11 +85,30 @@ def summarise(results: dict[str, list[dict]]) -> list[dict]:
     row["time_to_best_s"], row["time_to_best_s_std"] = _stat([
         f["epochs"] * f["time_per_epoch_s"] if f.get("epochs") and f.get("time_per_epoch_s") else None
         for f in flats])
+    gflop = [f["steps_to_best"] * f["flops_per_step"] / 1e9 if f.get("steps_to_best") and f.get("flops_per_step")
+             else None for f in flats]
+    row["gflop_to_best"], row["gflop_to_best_std"] = _stat(gflop)
+    sec = step_seconds.get(name)
+    row["step_s"] = sec
+    row["s_to_best"], row["s_to_best_std"] = _stat([f.get("steps_to_best") * sec if sec and f.get("steps_to_best")
+                                                    else None for f in flats])
+    if target is not None:
+      reached = [(_first_reaching(c, target), f.get("flops_per_step")) for c, f in zip(curves.get(name, []), flats)]
+      row["gflop_to_target"], row["gflop_to_target_std"] = _stat([s * fl / 1e9 for s, fl in reached if s and fl])
+      row["reached_target"] = sum(1 for s, _ in reached if s)
+      row["target_auc"] = target
     rows.append(row)
-  fastest = min(r["time_to_best_s"] for r in rows)
+  for key in ("time_to_best_s", "gflop_to_best", "s_to_best"):  # ratios to the cheapest trained model
+    known = [r[key] for r in rows if r.get(key)]
+    for r in rows:  # baselines are not trained: no cost
+      r[key + "_ratio"] = r[key] / min(known) if r.get(key) and known else None
   for r in rows:
-    r["time_ratio"] = r["time_to_best_s"] / fastest
+    r["time_ratio"] = r["time_to_best_s_ratio"]
   return rows
+
+
+def _num(v, digits=2):
+  return "-" if v is None else f"{v:.{digits}f}"
 
 
 def _fmt(row, key, digits=3):
@@ -66,15 +118,47 @@ def _fmt(row, key, digits=3):
   return f"{v:.{digits}f}" + (f" ± {s:.{digits}f}" if s is not None else "")
 
 
-def markdown(rows: list[dict], command: str, seeds: int) -> str:
+def markdown(rows: list[dict], command: str, seeds: int, missing: list[str] = ()) -> str:
   out = [f"Made by `{command}`" + (f" (mean ± std over {seeds} seeds)" if seeds > 1 else "") + ".", ""]
-  out += ["### Training time, retrieval and tagging (the paper's Tables 1 and 3)", "",
-          "| model | time ratio | epochs to best | s / epoch | R@1 | R@2 | R@4 | R@8 | ROC-AUC | PR-AUC |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
+  if missing:
+    out += [f"**PARTIAL: {len(missing)} run(s) missing** ({', '.join(missing)}); a row's mean and std are over "
+            "the seeds it has (column `seeds` of table.csv).", ""]
+  out += ["### Training cost (the paper's Table 1)", "",
+          "Steps to the best validation loss (of steps run) x cost per step, as a ratio to the cheapest model: "
+          "in FLOPs (XLA's cost analysis), in seconds per step measured for all models in one process "
+          "(alternating windows), and the runs' own wall time (noisy: other work shares the machine). "
+          "Cost to target: GFLOP until the validation ROC-AUC first reaches the target (runs that reached it).", "",
+          "| model | steps to best / run | GFLOP / step | cost ratio (FLOPs) | s / step | cost ratio (s) | "
+          "wall-time ratio | GFLOP to target |",
+          "|---|---|---|---|---|---|---|---|"]
   for r in rows:
-    out.append(f"| {r['model']} | {r['time_ratio']:.2f} | {_fmt(r, 'epochs', 1)} | {_fmt(r, 'time_per_epoch_s', 1)} | "
-               + " | ".join(_fmt(r, f"R@{k}", 1) for k in (1, 2, 4, 8))
+    target = (f"{_fmt(r, 'gflop_to_target', 0)} ({r.get('reached_target', 0)}/{r['seeds']})"
+              if r.get("target_auc") is not None and r.get("gflop_per_step") is not None else "-")
+    out.append(f"| {r['model']} | {_fmt(r, 'steps_to_best', 0)} / {_fmt(r, 'steps_run', 0)} | "
+               f"{_fmt(r, 'gflop_per_step', 2)} | {_num(r.get('gflop_to_best_ratio'))} | {_num(r.get('step_s'), 3)} | "
+               f"{_num(r.get('s_to_best_ratio'))} | {_num(r.get('time_ratio'))} | {target} |")
+  if rows and rows[0].get("target_auc") is not None:
+    out += ["", f"Target: validation ROC-AUC {rows[0]['target_auc']:.3f} (95% of the best model's best)."]
+  chance = next((r for r in rows if r.get("chance_R@1") is not None), None)
+  out += ["", "### Retrieval and tagging (the paper's Table 3)", "",
+          "Recall@K as the paper defines it (%), precision@1, R-precision and MAP@R (Musgrave et al. 2020; "
+          "relevant: shares a tag, %), macro ROC-AUC and PR-AUC. Chance: the exact expected recall@K of "
+          "random neighbours on the same test split.", "",
+          "| model | R@1 | R@2 | R@4 | R@8 | P@1 | R-prec | MAP@R | ROC-AUC | PR-AUC |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+  if chance:
+    out.append("| chance (exact) | " + " | ".join(_fmt(chance, f"chance_R@{k}", 1) for k in (1, 2, 4, 8))
+               + " | - | - | - | 0.500 | - |")
+  for r in rows:
+    out.append(f"| {r['model']} | " + " | ".join(_fmt(r, f"R@{k}", 1) for k in (1, 2, 4, 8))
+               + f" | {_fmt(r, 'P@1', 1)} | {_fmt(r, 'R_precision', 1)} | {_fmt(r, 'MAP@R', 1)}"
                + f" | {_fmt(r, 'roc_auc')} | {_fmt(r, 'pr_auc')} |")
+  out += ["", "### The embedding's geometry", "",
+          "Norm mean and coefficient of variation, and the mean cosine between two test tracks (1: all one "
+          "direction). Retrieval above uses config.eval.distance.", "",
+          "| model | norm mean | norm CV | mean pairwise cosine |", "|---|---|---|---|"]
+  for r in rows:
+    out.append(f"| {r['model']} | {_fmt(r, 'norm_mean', 2)} | {_fmt(r, 'norm_cv')} | {_fmt(r, 'mean_cosine')} |")
   out += ["", "### ROC-AUC per category", "", "| model | " + " | ".join(CATS) + " |", "|---|" + "---|" * len(CATS)]
   for r in rows:
     out.append(f"| {r['model']} | " + " | ".join(_fmt(r, f"auc_{c}") for c in CATS) + " |")
@@ -146,8 +230,8 @@ def plots(rows: list[dict], workdirs: dict[str, list[str]], out: str) -> None:
   plt.close(fig)
 
   fig, ax = plt.subplots(figsize=(7, 4))
-  ax.bar(names, [r["time_ratio"] for r in rows])
-  ax.set_ylabel("time to best validation loss / fastest")
+  ax.bar(names, [r["gflop_to_best_ratio"] or 0 for r in rows])
+  ax.set_ylabel("FLOPs to best validation loss / cheapest")
   ax.tick_params(axis="x", rotation=30)
   fig.tight_layout()
   fig.savefig(os.path.join(out, "time_ratio.png"), dpi=100)
@@ -167,6 +251,20 @@ def plots(rows: list[dict], workdirs: dict[str, list[str]], out: str) -> None:
   ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(os.path.join(out, "training_curves.png"), dpi=100)
+  plt.close(fig)
+
+  fig, ax = plt.subplots(figsize=(7, 4))
+  for r in rows:
+    curve = validation_curve(workdirs[r["model"]][0])
+    if curve and r.get("gflop_per_step"):
+      ax.plot([s * r["gflop_per_step"] for s, _ in curve], [a for _, a in curve], marker=".", label=r["model"])
+  if rows and rows[0].get("target_auc"):
+    ax.axhline(rows[0]["target_auc"], color="grey", linestyle="--", linewidth=1)
+  ax.set_xlabel("training cost (GFLOP)")
+  ax.set_ylabel("validation ROC-AUC")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(os.path.join(out, "quality_vs_cost.png"), dpi=100)
   plt.close(fig)
 
   fig, axes = plt.subplots(len(names), len(CATS), figsize=(3 * len(CATS), 2.6 * len(names)), squeeze=False)

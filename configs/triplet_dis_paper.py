@@ -1,0 +1,17 @@
+"""Paper row 2: disentangled triplet loss, each triplet in its tag's category subspace, with the paper's sampler: each triplet's anchor,
+positive and negative embedded as separate inputs (3 per triplet, 5 with track
+regularisation), for the paper's training-time comparison. `configs/triplet_dis.py` forms the
+triplets inside the batch instead (each excerpt embedded once).
+
+Run: python -m musicrep_jax.main --config=configs/triplet_dis_paper.py[:smoke|:paper] --workdir=runs/triplet_dis_paper
+"""
+
+from musicrep_jax import configlib
+
+
+def get_config(arg=None):
+  config = configlib.base(arg)
+  config.loss.name = "triplet"
+  config.loss.sampler = "paper"
+  config.loss.disentangled = True
+  return config
