@@ -21,6 +21,10 @@ class CheckpointError(errors.UserError):
   """A checkpoint that cannot be used; the message says why and what to do."""
 
 
+class NoIntactCheckpoint(CheckpointError):
+  """Every checkpoint of a folder is unreadable."""
+
+
 def _manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       os.path.abspath(directory),
@@ -31,6 +35,27 @@ def _manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
 
 def _save_args(state: Any, meta: dict) -> ocp.args.Composite:
   return ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+
+
+def _first_line(e: Exception) -> str:
+  return (str(e).splitlines() or [type(e).__name__])[0][:200]
+
+
+def _log(msg: str) -> None:
+  import jax  # pylint: disable=import-outside-toplevel
+  if jax.process_index() == 0:
+    print(msg, flush=True)
+
+
+def read_newest_meta(workdir: str) -> dict | None:
+  """The newest readable checkpoint metadata of a workdir, without creating anything."""
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    return None
+  ckpt = Checkpoints(workdir)
+  try:
+    return ckpt.read_meta("latest")
+  finally:
+    ckpt.close()
 
 
 class Checkpoints:
@@ -61,6 +86,21 @@ class Checkpoints:
           f"checkpoint{f' (step {kept})' if kept is not None else ''} is intact: free disk space and rerun "
           "the same command to resume") from e
 
+  def set_aside_newer(self, step: int) -> None:
+    """Moves the training checkpoints newer than `step` (unreadable ones a resume skipped)
+    to workdir/unreadable_checkpoints/, out of Orbax's way: the rerun redoes those steps,
+    and the files stay for a look."""
+    import shutil  # pylint: disable=import-outside-toplevel
+    import time  # pylint: disable=import-outside-toplevel
+    for s in self.latest.all_steps():
+      if s > step:
+        src = os.path.join(str(self.latest.directory), str(s))
+        dst = os.path.join(os.path.dirname(str(self.latest.directory)), "unreadable_checkpoints", f"{s}-{int(time.time())}")
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.move(src, dst)
+        _log(f"moved the unreadable checkpoint {src} to {dst}")
+    self.latest.reload()
+
   def repair_best(self, step: int, best_step: int | None, abstract_state: Any) -> None:
     """After a kill between the latest and the best save of an epoch, makes best/ hold
     the best checkpoint named by the resumed metadata, and drops best/ steps newer than
@@ -77,13 +117,30 @@ class Checkpoints:
       self.best.wait_until_finished()
 
   def restore(self, abstract_state: Any, which: str = "latest") -> tuple[Any, dict] | None:
-    """(state, meta) of the newest complete checkpoint, or None when there is none."""
+    """(state, meta) of the newest intact checkpoint, or None when there is none. A
+    checkpoint whose files cannot be read (a corrupt file, a disk error) is skipped with
+    one line saying so, and the next older one is used."""
     manager = self.best if which == "best" else self.latest
-    step = manager.latest_step()
-    if step is None:
-      return None
-    meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-    return self.restore_state(manager, step, abstract_state, meta)
+    steps = sorted(manager.all_steps(), reverse=True)
+    first_error = None
+    for step in steps:
+      try:
+        meta = self._meta(manager, step)
+        return self.restore_state(manager, step, abstract_state, meta)
+      except CheckpointError:
+        raise  # a checkpoint of another model: not a corrupt file
+      except Exception as e:  # pylint: disable=broad-except  # Orbax / TensorStore raise many types for bad files
+        first_error = first_error or e
+        _log(f"checkpoint step {step} in {manager.directory} is unreadable ({_first_line(e)}); "
+             "trying an older one")
+    if first_error is not None:
+      raise NoIntactCheckpoint(f"no intact checkpoint in {manager.directory} ({_first_line(first_error)}): "
+                            "train again in a new --workdir") from first_error
+    return None
+
+  @staticmethod
+  def _meta(manager, step) -> dict:
+    return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
   @staticmethod
   def restore_state(manager, step, abstract_state, meta):
@@ -96,11 +153,15 @@ class Checkpoints:
     return restored["state"], meta
 
   def read_meta(self, which: str = "latest") -> dict | None:
+    """The metadata of the newest checkpoint whose metadata reads, or None."""
     manager = self.best if which == "best" else self.latest
-    step = manager.latest_step()
-    if step is None:
-      return None
-    return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    for step in sorted(manager.all_steps(), reverse=True):
+      try:
+        return self._meta(manager, step)
+      except Exception as e:  # pylint: disable=broad-except
+        _log(f"checkpoint step {step} in {manager.directory} has unreadable metadata ({_first_line(e)}); "
+             "trying an older one")
+    return None
 
   def wait(self) -> None:
     with self._errors():

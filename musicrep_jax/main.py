@@ -48,8 +48,8 @@ def main(argv):
     os.environ["MUSICREP_JAX_DEBUG"] = "1"
   try:
     errors.exit_on_user_error(run.run, _CONFIG.value, _WORKDIR.value, _MODE.value)
-  except run.train.Preempted:
-    sys.exit(143)  # the conventional status of a process ended by SIGTERM
+  except run.train.Preempted as e:
+    sys.exit(e.status)  # 143 after SIGTERM, 130 after SIGINT: the conventional statuses
 
 
 if __name__ == "__main__":

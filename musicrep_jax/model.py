@@ -112,7 +112,15 @@ class Model:
         raise checkpointing.CheckpointError(f"{workdir} holds a checkpoint of a different model: "
                                             "evaluate it with the config it was trained with")
       abstract = self.abstract_state()
-      state, _ = ckpt.restore(abstract, which) or ckpt.restore(abstract, "latest")
+      try:
+        restored = ckpt.restore(abstract, which)
+      except checkpointing.NoIntactCheckpoint:
+        if which == "latest":
+          raise
+        print(f"{workdir}/best has no intact checkpoint: evaluating the newest intact training checkpoint "
+              "instead", flush=True)
+        restored = None
+      state, _ = restored or ckpt.restore(abstract, "latest")
       # The training-time figures come from the newest checkpoint, the weights from `which`.
       return state, ckpt.read_meta("latest")
     finally:

@@ -7,23 +7,78 @@ import os
 
 import jax
 
+from musicrep_jax import checkpointing
+from musicrep_jax import errors
 from musicrep_jax import evaluate
+from musicrep_jax import model as model_lib
 from musicrep_jax import progress
 from musicrep_jax import train
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+  """'key: old -> new' for every number or string that differs between two nested dicts."""
+  a, b = evaluate.flatten(old), evaluate.flatten(new)
+  return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def _read_json(path: str):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def preflight(config, workdir: str, mode: str, vocab: dict | None = None) -> None:
+  """Refuses, before anything is written (a dataset build included), a run that would
+  mix with the run already in `workdir`: another model (the checkpoint's identity),
+  another dataset, or (given the dataset's `vocab`) another tag vocabulary. The message
+  names what differs."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise errors.ConfigError(f"--workdir={workdir} is a file: give a folder")
+  if not os.path.isdir(workdir):
+    return
+  old_config = _read_json(os.path.join(workdir, "config.json")) or {}
+  if old_config and old_config.get("dataset") != config.dataset and mode == "train":
+    raise errors.ConfigError(f"{workdir} holds a run trained on config.dataset={old_config.get('dataset')!r}, not "
+                             f"{config.dataset!r}: use a new --workdir (nothing was changed)")
+  old_vocab = _read_json(os.path.join(workdir, "tags.json"))
+  if vocab is not None and old_vocab is not None and old_vocab != vocab:
+    diff = "; ".join(_differences(old_vocab, vocab)[:3])
+    raise errors.ConfigError(f"{workdir} holds a run with another tag vocabulary ({diff}): the dataset differs; "
+                             "use a new --workdir (nothing was changed)")
+  meta = checkpointing.read_newest_meta(workdir)
+  if meta is not None and meta.get("identity") != model_lib.identity(config):
+    diff = "; ".join(_differences(meta.get("identity") or {}, model_lib.identity(config))[:4])
+    raise errors.ConfigError(f"{workdir} holds a checkpoint of a different model ({diff}): use a new --workdir, "
+                             "or the config it was trained with (nothing was changed)")
+
+
+def writable(path: str) -> bool:
+  return os.access(path, os.W_OK)
 
 
 def run(config, workdir: str, mode: str = "train") -> dict:
   """Trains (mode="train") then evaluates; returns the evaluation results."""
   workdir = os.path.abspath(os.path.expanduser(workdir))
   lead = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
   train.check_config(config)  # before a dataset build, which can take minutes
+  if not config.baseline:
+    preflight(config, workdir, mode)
   builder = train.load_dataset(config)
   train.check_config(config, builder)
   if config.baseline:
+    os.makedirs(workdir, exist_ok=True)
     return _baseline(config, builder, workdir, lead)
   setup = train.Setup(config, builder)
-  if lead:  # what `musicrep_jax.search` needs to use the model without the dataset
+  preflight(config, workdir, mode, setup.vocab)
+  if mode == "eval" and not writable(workdir):  # evaluating someone's read-only run: print, write nothing
+    progress.log(f"{workdir} is read-only: the evaluation is printed, not written", lead)
+    lead_writes = False
+  else:
+    os.makedirs(workdir, exist_ok=True)
+    lead_writes = lead
+  if lead_writes:  # what `musicrep_jax.search` needs to use the model without the dataset
     progress.write_json(os.path.join(workdir, "tags.json"), setup.vocab)
   if mode == "train":
     if lead:
@@ -33,10 +88,10 @@ def run(config, workdir: str, mode: str = "train") -> dict:
     train.train(config, workdir, setup)
   state, meta = setup.restore(workdir)
   progress.log(f"evaluating the {config.eval.checkpoint} checkpoint (step {int(state['step'])})", lead)
-  results = evaluate.evaluate(setup, state, meta, workdir if lead else None)
-  if lead:
+  results = evaluate.evaluate(setup, state, meta, workdir if lead_writes else None)
+  if lead_writes:
     progress.write_json(os.path.join(workdir, "eval.json"), results)
-    progress.log(summary(results), lead)
+  progress.log(summary(results), lead)
   return results
 
 

@@ -2,7 +2,9 @@
 
 Divide the learning rate by `factor` when the validation loss has not improved for
 `patience` epochs, at most `max_reductions` times; when it stalls again after the
-last reduction, stop. The state is a small dict so it travels in checkpoint metadata.
+last reduction, stop. An epoch improves when its loss is below best x (1 - threshold)
+(PyTorch's relative threshold; 0: any decrease). The state is a small dict so it
+travels in checkpoint metadata.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ def init(learning_rate: float) -> dict:
 
 
 def update(state: dict, val_loss: float, epoch: int, *, factor: float, patience: int,
-           max_reductions: int) -> dict:
+           max_reductions: int, threshold: float = 0.0) -> dict:
   """The schedule after an epoch that ended with `val_loss` (pure: returns a new dict)."""
   s = dict(state)
-  if val_loss < s["best"]:
+  bar = s["best"] - threshold * abs(s["best"]) if math.isfinite(s["best"]) else math.inf
+  if val_loss < bar:
     s.update(best=val_loss, best_epoch=epoch, bad_epochs=0)
     return s
   s["bad_epochs"] += 1

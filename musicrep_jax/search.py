@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -45,6 +47,10 @@ class SearchError(errors.UserError):
   """Bad input to search; the message says what to do."""
 
 
+class IndexInterrupted(errors.UserError):
+  """Ctrl-C during `index`: what was embedded is saved."""
+
+
 def aspect_mask(dims: np.ndarray, disentangled: bool, aspect: str) -> np.ndarray:
   """[D] bool: the embedding dimensions an aspect compares (all of them when the model
   has no subspaces); `dims` gives each dimension's category index."""
@@ -55,11 +61,23 @@ def aspect_mask(dims: np.ndarray, disentangled: bool, aspect: str) -> np.ndarray
   return dims == features.CATEGORIES.index(aspect)
 
 
+def model_digest(state) -> str:
+  """A digest of the weights and batch statistics: what an index records, so that two
+  models are never mixed in one index or queried against each other."""
+  import hashlib  # pylint: disable=import-outside-toplevel
+  h = hashlib.sha1()
+  for leaf in jax.tree_util.tree_leaves(jax.device_get({"p": state["params"], "b": state["batch_stats"]})):
+    h.update(np.ascontiguousarray(leaf).tobytes())
+  return h.hexdigest()
+
+
 class Model:
   """A trained model of a workdir, usable without its dataset or the training loop."""
 
   def __init__(self, model: model_lib.Model, state, prototypes: np.ndarray | None, workdir: str):
     self.setup, self.state, self.prototypes, self.workdir = model, state, prototypes, workdir
+    self.step = int(state["step"])
+    self.digest = model_digest(state)
     self.config = model.config
     self.tag_names = model.tag_names
     self.tag_category = model.tag_category
@@ -162,10 +180,12 @@ class Index:
   """Song embeddings of a collection with their files, in one .npz."""
 
   def __init__(self, path: str, files: list[str], stamps: np.ndarray, embeddings: np.ndarray, dims: np.ndarray,
-               disentangled: bool, workdir: str, skipped: dict[str, str], version: str = ""):
+               disentangled: bool, workdir: str, skipped: dict[str, str], version: str = "",
+               model_step: int = -1, model_digest: str = ""):  # pylint: disable=redefined-outer-name
     self.path, self.files, self.stamps, self.embeddings = path, files, stamps, embeddings
     self.dims, self.disentangled, self.workdir, self.skipped = dims, disentangled, workdir, skipped
     self.version = version  # changes on every save; names the approximate indexes built for it
+    self.model_step, self.model_digest = model_step, model_digest  # the checkpoint that embedded it
     self.added = 0  # files embedded by the last build
     self._searchers = {}
 
@@ -174,9 +194,22 @@ class Index:
     path = os.path.abspath(os.path.expanduser(path))
     if not os.path.exists(path):
       raise SearchError(f"{path} does not exist: build it with `python -m musicrep_jax.search index`")
-    with np.load(path) as z:
-      return cls(path, list(z["files"]), z["stamps"], z["embeddings"], z["dims"], bool(z["disentangled"]),
-                 str(z["workdir"]), json.loads(str(z["skipped"])), str(z["version"]) if "version" in z else "")
+    if os.path.isdir(path):
+      raise SearchError(f"{path} is a folder: give the index file (.npz) that `search index --out` wrote")
+    try:
+      with np.load(path) as z:
+        index = cls(path, list(z["files"]), z["stamps"], z["embeddings"], z["dims"], bool(z["disentangled"]),
+                    str(z["workdir"]), json.loads(str(z["skipped"])), str(z["version"]),
+                    int(z["model_step"]), str(z["model_digest"]))
+    except Exception as e:  # pylint: disable=broad-except  # truncated zip, foreign .npz, missing field
+      raise SearchError(f"{path} is not an index written by this version of musicrep_jax "
+                        f"({type(e).__name__}: {str(e)[:100]}): rebuild it with `search index`") from e
+    ok = (re.fullmatch(r"[0-9a-f]{32}", index.version) and len(index.files) == len(index.embeddings) == len(index.stamps)
+          and index.embeddings.ndim == 2 and index.embeddings.shape[1] == len(index.dims))
+    if not ok:
+      raise SearchError(f"{path} is inconsistent (its fields disagree or its version is malformed): rebuild it "
+                        "with `search index`")
+    return index
 
   def save(self) -> None:
     import uuid  # pylint: disable=import-outside-toplevel
@@ -184,11 +217,22 @@ class Index:
     tmp = self.path + ".tmp.npz"
     np.savez(tmp, files=np.array(self.files, dtype=str), stamps=self.stamps, embeddings=self.embeddings,
              dims=self.dims, disentangled=self.disentangled, workdir=self.workdir, skipped=json.dumps(self.skipped),
-             version=self.version)
-    os.replace(tmp, self.path)
+             version=self.version, model_step=self.model_step, model_digest=self.model_digest)
+    os.replace(tmp, self.path)  # atomic: a reader sees the old index or the new one
 
   def approx_path(self, aspect: str) -> str:
+    """INDEX.ann/<aspect>-<version>.faiss: the version is checked at load (32 hex digits),
+    so the path never leaves INDEX.ann/."""
+    if aspect not in ASPECTS or not re.fullmatch(r"[0-9a-f]{32}", self.version):
+      raise SearchError(f"{self.path}: malformed aspect or version; rebuild the index")
     return os.path.join(self.path + ".ann", f"{aspect}-{self.version}.faiss")
+
+  def check_model(self, model: Model) -> None:
+    """Refuses a model other than the one that embedded this index."""
+    if model.digest != self.model_digest:
+      raise SearchError(f"{self.path} was embedded by another model (step {self.model_step} of {self.workdir}); "
+                        f"the model given is step {model.step} of {model.workdir}: re-index with it, or query "
+                        "with the index's own model")
 
   def searcher(self, aspect: str = "all", method: str = "auto", nprobe: int = 32) -> Exact | Approx:
     """The exact or approximate searcher of an aspect's subspace. "auto" is approximate
@@ -221,48 +265,93 @@ class Index:
 
   @classmethod
   def build(cls, model: Model, audio_dir: str, path: str, batch_files: int = 16, verbose: bool = True) -> Index:
-    """Indexes every audio file under `audio_dir`; files already in the index at `path`
-    with the same size and modification time are not decoded again."""
-    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+    """Indexes every audio file under `audio_dir`; files already in the index at `path`,
+    embedded by the same model, with the same size and modification time are not decoded
+    again. Every check that can refuse comes before any decoding; INDEX.lock keeps a
+    second run off the same index; Ctrl-C keeps what was embedded (rerun to continue)."""
     audio_dir = os.path.abspath(os.path.expanduser(audio_dir))
     path = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(audio_dir):
       raise SearchError(f"--audio={audio_dir} is not a folder")
+    if os.path.isdir(path):
+      raise SearchError(f"--out={path} is a folder: give a file name, e.g. {path}/music.npz")
+    if not os.path.isdir(os.path.dirname(path)):
+      raise SearchError(f"--out={path}: the folder {os.path.dirname(path)} does not exist: create it first")
+    old = cls.load(path) if os.path.exists(path) else None
+    if old is not None and old.workdir != model.workdir:
+      raise SearchError(f"{path} was built with the model in {old.workdir}: give another --out, or delete it")
+    lock = path + ".lock"
+    try:
+      fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+      raise SearchError(f"another `search index` is writing {path} ({lock} exists): wait for it, or delete "
+                        f"{lock} if no other run is") from None
+    except OSError as e:
+      raise SearchError(f"--out={path} cannot be written ({e.strerror}): give a writable place") from None
+    os.close(fd)
+    try:
+      return cls._build(model, audio_dir, path, old, batch_files, verbose)
+    finally:
+      os.remove(lock)
+
+  @classmethod
+  def _build(cls, model, audio_dir, path, old, batch_files, verbose) -> Index:
+    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
     found = sorted(os.path.join(r, f) for r, _, fs in os.walk(audio_dir) for f in fs)
-    files = [f for f in found if audio_lib.is_audio(f)]
-    unsupported = {f: audio_lib.unsupported_reason(f) for f in found if not audio_lib.is_audio(f)}
-    stamps = np.array([[os.path.getsize(f), os.stat(f).st_mtime_ns] for f in files], np.int64).reshape(-1, 2)
+    files, stamps, skipped = [], [], {}
+    for f in found:
+      if not audio_lib.is_audio(f):
+        skipped[f] = audio_lib.unsupported_reason(f)
+        continue
+      try:
+        st = os.stat(f)
+      except OSError as e:  # a dangling link, a file removed meanwhile
+        skipped[f] = f"cannot be read ({e.strerror})"
+        continue
+      files.append(f)
+      stamps.append((st.st_size, st.st_mtime_ns))
+    stamps = np.array(stamps, np.int64).reshape(-1, 2)
+    not_embedded = len(skipped)
     known = {}
-    if os.path.exists(path):
-      old = cls.load(path)
-      if old.workdir != model.workdir:
-        raise SearchError(f"{path} was built with the model in {old.workdir}: give another --out, or delete it")
-      known = {f: (tuple(s), e) for f, s, e in zip(old.files, old.stamps, old.embeddings)}
+    if old is not None:
+      if old.model_digest == model.digest:
+        known = {f: (tuple(s), e) for f, s, e in zip(old.files, old.stamps, old.embeddings)}
+      elif verbose:
+        print(f"the model in {model.workdir} changed since {path} was built (step {old.model_step} -> "
+              f"{model.step}): embedding every file again", flush=True)
     emb = np.zeros((len(files), len(model.dims)), np.float32)
+    done = np.zeros(len(files), bool)
     todo = []
     for i, (f, s) in enumerate(zip(files, stamps)):
       if f in known and known[f][0] == tuple(s):
-        emb[i] = known[f][1]
+        emb[i], done[i] = known[f][1], True
       else:
         todo.append(i)
-    skipped, ok = dict(unsupported), np.ones(len(files), bool)
     bar = tqdm(total=len(todo), unit="file", desc="embedding", disable=not verbose or not todo)
-    for start in range(0, len(todo), batch_files):
-      decoded, rows = [], []
-      for i in todo[start: start + batch_files]:
-        try:
-          decoded.append(audio_lib.decode(files[i]))
-          rows.append(i)
-        except audio_lib.BadAudio as e:
-          skipped[files[i]], ok[i] = str(e), False
-      if decoded:
-        emb[rows] = model.embed(decoded)
-      bar.update(len(todo[start: start + batch_files]))
+    interrupted = False
+    try:
+      for start in range(0, len(todo), batch_files):
+        decoded, rows = [], []
+        for i in todo[start: start + batch_files]:
+          try:
+            decoded.append(audio_lib.decode(files[i]))
+            rows.append(i)
+          except audio_lib.BadAudio as e:
+            skipped[files[i]] = str(e)
+        if decoded:
+          emb[rows], done[rows] = model.embed(decoded), True
+        bar.update(len(todo[start: start + batch_files]))
+    except KeyboardInterrupt:
+      interrupted = True
     bar.close()
-    index = cls(path, [f for f, k in zip(files, ok) if k], stamps[ok], emb[ok], model.dims, model.disentangled,
-                model.workdir, skipped)
+    index = cls(path, [f for f, k in zip(files, done) if k], stamps[done], emb[done], model.dims, model.disentangled,
+                model.workdir, skipped, model_step=model.step, model_digest=model.digest)
     index.save()
-    index.added = len(todo) - (len(skipped) - len(unsupported))
+    index.added = int(done[todo].sum()) if todo else 0
+    index.not_embedded = len(skipped) - not_embedded
+    if interrupted:
+      raise IndexInterrupted(f"interrupted: {len(index.files)} files are in {path} ({index.added} embedded now); "
+                             "rerun the same command to embed the rest")
     return index
 
   def vector(self, path: str) -> np.ndarray:
@@ -336,8 +425,17 @@ def _cli(argv):
   if len(argv) != 2 or argv[1] not in ("index", "query", "tag", "bench"):
     raise SearchError("give one command: index, query, tag or bench (see --help)")
   command = argv[1]
+  for flag in ("k", "top", "nprobe", "dim"):
+    if f[flag].value < 1:
+      raise SearchError(f"--{flag}={f[flag].value} must be 1 or more")
   if command == "bench":
-    bench([int(n) for n in f.sizes], f.dim, [int(p) for p in f.nprobes])
+    try:
+      sizes, nprobes = [int(n) for n in f.sizes], [int(p) for p in f.nprobes]
+    except ValueError:
+      raise SearchError(f"--sizes={','.join(f.sizes)} and --nprobes={','.join(f.nprobes)} take whole numbers") from None
+    if min(sizes + nprobes) < 1:
+      raise SearchError("--sizes and --nprobes take positive numbers")
+    bench(sizes, f.dim, nprobes)
     return
   if command == "index":
     _require(workdir=f.workdir, audio=f.audio, out=f.out)
@@ -355,7 +453,12 @@ def _cli(argv):
     if bool(f.audio) == bool(f.path):
       raise SearchError("give exactly one of --audio=FILE (embedded now) or --path=INDEXED_PATH")
     index = Index.load(f.index)
-    vec = (Model.load(f.workdir or index.workdir).embed_files([f.audio])[0] if f.audio else index.vector(f.path))
+    if f.audio:
+      model = Model.load(f.workdir or index.workdir)
+      index.check_model(model)
+      vec = model.embed_files([f.audio])[0]
+    else:
+      vec = index.vector(f.path)
     hits = index.query(vec, f.aspect, f.k, f.method, f.nprobe)
     if f.json:
       print(json.dumps([{"path": p, "similarity": s} for p, s in hits], indent=1))
@@ -376,14 +479,28 @@ def _cli(argv):
       print(f"{cat:<11} " + ", ".join(f"{t} {s:.2f}" for t, s in v))
 
 
-def _require(**values):
+def _require(**values):  # pylint: disable=missing-function-docstring
   missing = [k for k, v in values.items() if not v]
   if missing:
     raise SearchError(f"this command needs {', '.join('--' + m for m in missing)}")
 
 
 def main(argv):
-  errors.exit_on_user_error(_cli, argv)
+  from absl import logging  # pylint: disable=import-outside-toplevel
+  logging.set_verbosity(logging.WARNING)  # Orbax and TFDS are chatty at INFO
+  try:
+    _cli(argv)
+  except IndexInterrupted as e:
+    print(str(e), file=sys.stderr)
+    sys.exit(130)
+  except errors.UserError as e:
+    if errors.debug():
+      raise
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -122,21 +122,27 @@ def step_flops(setup: Setup, state) -> float | None:
 
 
 class Preempted(Exception):
-  """SIGTERM arrived: the state was saved and the run stops; rerunning resumes it."""
+  """SIGTERM (a preemption) or SIGINT (Ctrl-C) arrived: the state was saved and the run
+  stops; rerunning resumes it. `status`: the process's exit status (143 or 130)."""
+
+  def __init__(self, signum: int = signal.SIGTERM):
+    super().__init__(signal.Signals(signum).name)
+    self.status = 128 + signum
 
 
-def _on_sigterm(stop: dict, grace_s: float, lead: bool) -> None:
+def _on_signal(stop: dict, signum: int, grace_s: float, lead: bool) -> None:
   """Asks the loop to save and stop after the current step, and ends the process after
   `grace_s` seconds if that has not happened (during a long compilation, say): the
   newest complete checkpoint is then the one a rerun resumes from."""
   if stop["signal"] is not None:
     return
-  stop["signal"] = time.time()
+  stop["signal"], stop["signum"] = time.time(), signum
+  name = signal.Signals(signum).name
 
   def expire():
-    progress.log(f"SIGTERM: no checkpoint completed within config.train.preemption_grace_s={grace_s:g} s; "
+    progress.log(f"{name}: no checkpoint completed within config.train.preemption_grace_s={grace_s:g} s; "
                  "a rerun resumes from the newest complete one", lead)
-    os._exit(143)  # pylint: disable=protected-access
+    os._exit(128 + signum)  # pylint: disable=protected-access
 
   timer = threading.Timer(grace_s, expire)
   timer.daemon = True
@@ -150,8 +156,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
   setup = setup or Setup(config, builder)
   lead = jax.process_index() == 0
   t = config.train
-  stop = {"signal": None}
-  old_handler = signal.signal(signal.SIGTERM, lambda *_: _on_sigterm(stop, t.preemption_grace_s, lead))
+  stop = {"signal": None, "signum": signal.SIGTERM}
+  old_handlers = {s: signal.signal(s, lambda signum, _: _on_signal(stop, signum, t.preemption_grace_s, lead))
+                  for s in (signal.SIGTERM, signal.SIGINT)}
   ckpt = checkpointing.Checkpoints(workdir)
   writer = None
   try:
@@ -166,6 +173,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
       abstract = setup.abstract_state()
       state, meta = ckpt.restore(abstract)
       progress.log(f"resuming from step {int(state['step'])} (epoch {meta['epoch']})", lead)
+      ckpt.set_aside_newer(int(state["step"]))
       ckpt.repair_best(int(state["step"]), meta.get("best_step"), abstract)
     else:
       state = setup.init_state(t.seed)
@@ -198,7 +206,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
                        wall_s=meta["train_time_s"] + now - epoch_start, **{k: float(v) for k, v in metrics.items()})
           bar.update(step, float(metrics["loss"]), rate, epoch)
         if stop["signal"] is not None:
-          raise Preempted()
+          raise Preempted(stop["signum"])
         if saving:
           ckpt.save(step, state, {**meta, "train_time_s": meta["train_time_s"] + time.time() - epoch_start})
       bar.newline()
@@ -208,7 +216,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
         raise TrainingError(f"the validation loss is {val} after epoch {epoch}: the last good checkpoint is kept")
       epoch_time = time.time() - epoch_start
       sched = schedule.update(meta["schedule"], val, epoch, factor=t.plateau_factor,
-                              patience=t.plateau_patience, max_reductions=t.max_reductions)
+                              patience=t.plateau_patience, max_reductions=t.max_reductions,
+                              threshold=t.plateau_threshold)
       improved = sched["best_epoch"] == epoch
       meta = {**meta, "epoch": epoch + 1, "schedule": sched, "train_time_s": meta["train_time_s"] + epoch_time,
               "epoch_times": meta["epoch_times"] + [epoch_time],
@@ -218,15 +227,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
                    f"lr {sched['lr']:.2e}, {epoch_time:.0f} s", lead)
       ckpt.save(int(state["step"]), state, meta, best=improved)
       if stop["signal"] is not None:
-        raise Preempted()
-  except Preempted:
+        raise Preempted(stop["signum"])
+  except Preempted as e:
     if ckpt.latest.latest_step() != int(state["step"]):
       ckpt.save(int(state["step"]), state, meta)
     ckpt.wait()
-    progress.log(f"SIGTERM: saved step {int(state['step'])}; rerun the same command to resume", lead)
+    progress.log(f"{e}: saved step {int(state['step'])}; rerun the same command to resume", lead)
     raise
   finally:
-    signal.signal(signal.SIGTERM, old_handler)
+    for s, handler in old_handlers.items():
+      signal.signal(s, handler)
     try:
       ckpt.wait()
     finally:

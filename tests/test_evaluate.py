@@ -263,3 +263,12 @@ def test_factor_triplet_standard_errors_are_binomial():
                                  [100, 400, 0, 50])  # pylint: disable=protected-access
   assert se["genre"] == pytest.approx(0.04) and se["mood"] == pytest.approx(0.025) and se["era"] == 0.0
   assert se["instrument"] is None and se["overall"] == pytest.approx(np.sqrt(0.04**2 + 0.025**2) / 3)
+
+
+def test_plateau_threshold_counts_small_improvements_as_none():
+  s = schedule.init(1.0)
+  for epoch, val in enumerate([10.0, 9.95, 9.92]):  # under 1% better each time: not improvements
+    s = schedule.update(s, val, epoch, factor=5.0, patience=2, max_reductions=1, threshold=0.01)
+  assert s["best"] == 10.0 and s["lr"] == 0.2 and s["reductions"] == 1
+  s = schedule.update(s, 9.8, 3, factor=5.0, patience=2, max_reductions=1, threshold=0.01)  # 2% better
+  assert s["best"] == 9.8 and s["best_epoch"] == 3

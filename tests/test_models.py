@@ -40,3 +40,31 @@ def test_max_pool(window, stride, shape):
   g = jax.grad(lambda v: jnp.sum(models.max_pool(v, window, stride) * probe))(jnp.asarray(x))
   g_ref = jax.grad(lambda v: jnp.sum(ref(v) * probe))(jnp.asarray(x))
   np.testing.assert_allclose(np.asarray(g), np.asarray(g_ref), atol=1e-6)
+
+
+@pytest.mark.parametrize("head,subdense", [("relu", False), ("relu", True), ("linear", False), ("linear", True)])
+def test_heads_parameter_shapes_and_relu_embedding(head, subdense):
+  """The paper's head: the embedding is ReLU(Dense(D)) of the pooled backbone features (2 x
+  features: mean and max), or four ReLU sub-dense layers; nothing after it but the tag
+  weights. The linear head has a hidden ReLU layer, then a linear embedding."""
+  dims, features, hidden, tags = (8, 4, 6, 2), 16, 12, 7
+  m = models.MusicEncoder(num_tags=tags, subspace_dims=dims, head=head, subdense=subdense, stem_features=8,
+                          features=features, blocks=1, hidden=hidden)
+  x = jax.random.normal(jax.random.key(0), (3, 24, 16, 1))
+  variables = m.init(jax.random.key(1), x)
+  p = variables["params"]
+  shapes = jax.tree.map(lambda a: a.shape, p)
+  source = hidden if head == "linear" else 2 * features
+  if subdense:
+    assert [shapes[f"subdense_{i}"]["kernel"] for i in range(4)] == [(source, d) for d in dims]
+    assert "embedding" not in shapes
+  else:
+    assert shapes["embedding"]["kernel"] == (source, sum(dims)) and "subdense_0" not in shapes
+  assert ("Dense_0" in shapes["backbone"]) == (head == "linear")
+  assert shapes["tag_weights"] == (sum(dims), tags) and shapes["tag_bias"] == (tags,)
+  emb = m.apply(variables, x)
+  assert emb.shape == (3, sum(dims))
+  if head == "relu":
+    assert (emb >= 0).all()
+  else:
+    assert (emb < 0).any()

@@ -39,7 +39,11 @@ def test_config_trains_checkpoints_evaluates_and_resumes(config, data_dir, tmp_p
   steps = [l for l in lines if "loss" in l]
   assert steps[-1]["step"] == 24 and all(np.isfinite(l["loss"]) for l in steps)
   assert {"step", "loss", "lr", "examples_per_s", "wall_s"} <= set(steps[0])
-  assert json.load(open(workdir / "train_summary.json"))["update_compilations"] == 1  # no recompilation
+  summary = json.load(open(workdir / "train_summary.json"))
+  assert summary["update_compilations"] == 1  # no recompilation
+  assert summary["flops_per_step"] > 0 and summary["steps_run"] == 24 and 8 <= summary["best_step"] <= 24
+  val = [l for l in lines if "val_loss" in l]
+  assert len(val) == 3 and all(0 <= l["val_roc_auc"] <= 1 and 0 <= l["val_recall_at_1"] <= 1 for l in val)
   result = json.load(open(workdir / "eval.json"))
   assert 0.0 <= result["roc_auc"] <= 1.0 and set(result["recall_at_k"]) == {"1", "2", "4", "8"}
   assert result["factor_triplets_per_category"] == [8, 8, 8, 8] and "overall" in result["factor_triplet_acc_se"]
@@ -58,6 +62,17 @@ def test_config_trains_checkpoints_evaluates_and_resumes(config, data_dir, tmp_p
     assert "resuming from step 24 (epoch 3)" in more.stdout and "epoch 3: val loss" in more.stdout
     summary = json.load(open(workdir / "train_summary.json"))
     assert summary["epoch"] == 4 and len(summary["epoch_times"]) == 4
+
+
+@pytest.mark.parametrize("baseline", ["random", "untrained", "logmel"])
+def test_baseline_is_evaluated_without_training(baseline, data_dir, tmp_path):
+  out = run_module("musicrep_jax.main", *main_args(f"baseline_{baseline}.py:smoke", tmp_path, data_dir))
+  assert f"evaluating the {baseline} baseline" in out.stdout and "epoch" not in out.stdout
+  result = json.load(open(tmp_path / "eval.json"))
+  assert not (tmp_path / "checkpoints").exists()
+  assert 0 <= result["roc_auc"] <= 1 and result["steps_to_best"] is None
+  if baseline == "random":  # random neighbours: the triplet tasks at chance (12 and 32 triplets here)
+    assert abs(result["track_triplet_acc"] - 0.5) <= 0.25 and abs(result["factor_triplet_acc"]["overall"] - 0.5) < 0.2
 
 
 def test_class_config_is_the_proxy_config():

@@ -82,7 +82,26 @@ def config_for(name: str, manual_dir: str) -> CorpusConfig:
   if not os.path.isdir(manual_dir):
     raise CorpusError(f"--manual_dir={manual_dir} is not a folder")
   digest = hashlib.sha1(manual_dir.encode()).hexdigest()[:8]
-  return CorpusConfig(name=f"dir{digest}", description=f"built from {manual_dir}", manual_dir=manual_dir)
+  contents = fingerprint(manual_dir)
+  return CorpusConfig(name=f"dir{digest}-{contents[:10]}", description=f"built from {manual_dir} ({contents})",
+                      manual_dir=manual_dir)
+
+
+def fingerprint(root: str) -> str:
+  """A digest of every file's path, size and modification time under `root` (metadata
+  and audio): a build is named by it, so an edited tags.csv or an added file makes a new
+  build instead of reporting the stale one as ready."""
+  h = hashlib.sha1()
+  for dirpath, dirnames, names in os.walk(root):
+    dirnames.sort()
+    for n in sorted(names):
+      path = os.path.join(dirpath, n)
+      try:
+        st = os.stat(path)
+      except OSError:  # a dangling link: its name still counts
+        st = None
+      h.update(f"{os.path.relpath(path, root)}\0{st and st.st_size}\0{st and st.st_mtime_ns}\n".encode())
+  return h.hexdigest()
 
 
 def _require(path: str, what: str) -> str:
@@ -256,6 +275,23 @@ class Magnatagatune(AudioTagCorpus):
     return out
 
 
+def _csv_rows(path: str, required: tuple[str, ...]):
+  """(line number, row) of a CSV with a header; a UTF-8 byte-order mark (as spreadsheets
+  write) is dropped, and missing columns or short rows stop with the line named."""
+  with open(path, newline="", encoding="utf-8-sig") as f:
+    reader = csv.DictReader(f)
+    header = [h.strip() for h in reader.fieldnames or []]
+    missing = [c for c in required if c not in header]
+    if missing:
+      raise CorpusError(f"{path} has the columns {', '.join(header) or '(none)'}: it needs "
+                        f"{', '.join(required)} (first line)")
+    reader.fieldnames = header
+    for i, row in enumerate(reader):
+      if any(row.get(c) is None for c in required):
+        raise CorpusError(f"{path} line {i + 2} has fewer fields than its header ({', '.join(header)})")
+      yield i + 2, row
+
+
 class TaggedFolder(AudioTagCorpus):
   """Any folder of audio with a tags.csv and a categories.csv."""
 
@@ -263,31 +299,29 @@ class TaggedFolder(AudioTagCorpus):
     path = _require(os.path.join(self.builder_config.manual_dir, "categories.csv"),
                     "give a CSV with columns tag,category")
     out = {c: [] for c in features.CATEGORIES}
-    with open(path, newline="") as f:
-      for i, row in enumerate(csv.DictReader(f)):
-        if row.get("category") not in out:
-          raise CorpusError(f"{path} line {i + 2}: category {row.get('category')!r} is not one of "
-                            f"{', '.join(features.CATEGORIES)}")
-        out[row["category"]].append(row["tag"])
+    for line, row in _csv_rows(path, ("tag", "category")):
+      if row["category"] not in out:
+        raise CorpusError(f"{path} line {line}: category {row['category']!r} is not one of "
+                          f"{', '.join(features.CATEGORIES)}")
+      out[row["category"]].append(row["tag"])
     return out
 
   def rows(self, report, skipped):
     root = self.builder_config.manual_dir
     path = _require(os.path.join(root, "tags.csv"), "give a CSV with columns path,tags[,split]")
     out = []
-    with open(path, newline="") as f:
-      for row in csv.DictReader(f):
-        rel = row["path"]
-        full = os.path.join(root, rel)
-        if not os.path.exists(full):
-          self._skip(rel, "audio file missing")
-          continue
-        split = row.get("split") or _split_of(rel)
-        if split not in SPLIT_NAMES:
-          self._skip(rel, f"unknown split {split!r}")
-          continue
-        tags = [t.strip() for t in row["tags"].split(";") if t.strip()]
-        out.append(Row(rel, full, self._tags_by_category(tags, rel), split))
+    for _, row in _csv_rows(path, ("path", "tags")):
+      rel = row["path"]
+      full = os.path.join(root, rel)
+      if not os.path.exists(full):
+        self._skip(rel, "audio file missing")
+        continue
+      split = row.get("split") or _split_of(rel)
+      if split not in SPLIT_NAMES:
+        self._skip(rel, f"unknown split {split!r}")
+        continue
+      tags = [t.strip() for t in row["tags"].split(";") if t.strip()]
+      out.append(Row(rel, full, self._tags_by_category(tags, rel), split))
     return out
 
 

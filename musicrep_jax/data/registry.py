@@ -28,6 +28,8 @@ def make_builder(dataset: str, data_dir: str, *, manual_dir: str = "", soundfont
   if name not in BUILDERS:
     raise DatasetError(f"unknown dataset {name!r}: choose one of {', '.join(BUILDERS)}")
   data_dir = os.path.expanduser(data_dir)
+  if os.path.isfile(data_dir):
+    raise DatasetError(f"data_dir={data_dir} is a file: give a folder for the datasets")
   if name == "synth_music":
     config = synth_music.make_config(preset or "default", size=size, seed=seed, soundfont=soundfont)
     # Presets are registered configs (passed by name); variants are passed whole.

@@ -1,0 +1,448 @@
+"""Every everyday mistake and fault, through the real commands (`main`, `search`, `data`):
+the exit status, one sentence naming the file, key or flag, no traceback, and every
+byte of what the user already had left as it was. docs/RELIABILITY.md lists the cases.
+
+Each case: (id, command, arguments, expected exit status, text the last line must hold,
+the folders that must stay byte-identical). `prepare` functions set a case up in its
+own temporary folder; `{run}`, `{music}`, `{index}`... name the shared fixtures.
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow  # end-to-end runs of the real commands
+
+MAIN, SEARCH, DATA = "musicrep_jax.main", "musicrep_jax.search", "musicrep_jax.data"
+
+
+def snapshot(*roots):
+  """{path: sha1 of the bytes} of every file under the roots (a link: its target's name)."""
+  out = {}
+  for root in roots:
+    for dirpath, _, names in os.walk(root):
+      for n in names:
+        p = os.path.join(dirpath, n)
+        if os.path.islink(p):
+          out[p] = "link:" + os.readlink(p)
+        else:
+          with open(p, "rb") as f:
+            out[p] = hashlib.sha1(f.read()).hexdigest()
+  return out
+
+
+def run(module, *args, env=None):
+  full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=full_env, capture_output=True,
+                        text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def world(data_dir, tmp_path_factory):
+  """A trained smoke run, a folder of music, its index, and a tagged_folder corpus."""
+  root = tmp_path_factory.mktemp("world")
+  w = {"root": root, "data": data_dir, "run": root / "run", "music": root / "music", "index": root / "music.npz"}
+  out = run(MAIN, "--config=configs/proxy_dis.py:smoke", f"--workdir={w['run']}", f"--config.data_dir={data_dir}")
+  assert out.returncode == 0, out.stderr[-2000:]
+  w["other_run"] = root / "other_run"  # the same model trained one more epoch: other weights
+  shutil.copytree(w["run"], w["other_run"])
+  out = run(MAIN, "--config=configs/proxy_dis.py:smoke", f"--workdir={w['other_run']}", f"--config.data_dir={data_dir}",
+            "--config.train.max_epochs=4")
+  assert out.returncode == 0, out.stderr[-2000:]
+  os.makedirs(w["music"])
+  rng = np.random.default_rng(0)
+  for i in range(4):
+    t = np.arange(16000 * 4) / 16000
+    sf.write(w["music"] / f"song{i}.wav", 0.3 * np.sin(2 * np.pi * (200 + 90 * i) * t) + 0.01 * rng.normal(size=len(t)),
+             16000)
+  out = run(SEARCH, "index", f"--workdir={w['run']}", f"--audio={w['music']}", f"--out={w['index']}")
+  assert out.returncode == 0, out.stderr[-2000:]
+  corpus = root / "corpus"
+  os.makedirs(corpus)
+  for i in range(12):
+    t = np.arange(16000 * 4) / 16000
+    sf.write(corpus / f"c{i}.wav", 0.3 * np.sin(2 * np.pi * (150 + 40 * i) * t), 16000)
+  (corpus / "categories.csv").write_text("tag,category\nrock,genre\njazz,genre\nhappy,mood\nguitar,instrument\n"
+                                         "80s,era\n")
+  (corpus / "tags.csv").write_text("path,tags,split\n" + "".join(
+      f"c{i}.wav,{'rock' if i % 2 else 'jazz'};happy;guitar;80s,{['train', 'validation', 'test'][i % 3]}\n"
+      for i in range(12)))
+  w["corpus"] = corpus
+  return w
+
+
+def _copy(w, tmp, name="run"):
+  dst = tmp / name
+  shutil.copytree(w[name], dst)
+  return dst
+
+
+def _corrupt_arrays(step_dir):
+  for dirpath, _, names in os.walk(step_dir / "state"):
+    for n in names:
+      if "ocdbt" in dirpath and "/d" in dirpath:
+        (open(os.path.join(dirpath, n), "wb")).write(b"\0" * 64)
+
+
+def main_args(w, workdir, *extra, config="proxy_dis.py:smoke"):
+  return (f"--config=configs/{config}", f"--workdir={workdir}", f"--config.data_dir={w['data']}", *extra)
+
+
+# Each prepare(w, tmp) returns (command, args, folders to keep byte-identical).
+def other_width(w, tmp):
+  return MAIN, main_args(w, w["run"], "--config.model.features=32"), [w["run"]]
+
+
+def other_loss(w, tmp):
+  return MAIN, main_args(w, w["run"], config="triplet.py:smoke"), [w["run"]]
+
+
+def other_dataset(w, tmp):
+  return MAIN, main_args(w, w["run"], "--config.dataset=synth_music:smoke_decorrelated"), [w["run"], w["data"]]
+
+
+def workdir_is_a_file(w, tmp):
+  (tmp / "f").write_text("x")
+  return MAIN, main_args(w, tmp / "f"), [tmp]
+
+
+def data_dir_is_a_file(w, tmp):
+  (tmp / "d").write_text("x")
+  return MAIN, ("--config=configs/proxy_dis.py:smoke", f"--workdir={tmp / 'run'}", f"--config.data_dir={tmp / 'd'}"), \
+      [tmp / "d"]
+
+
+def unknown_key(w, tmp):
+  return MAIN, main_args(w, tmp / "r", "--config.train.nope=1"), []
+
+
+def unknown_preset(w, tmp):
+  return MAIN, main_args(w, tmp / "r", config="proxy_dis.py:huge"), []
+
+
+def bad_value(w, tmp):
+  return MAIN, main_args(w, tmp / "r", "--config.train.learning_rate=-1"), []
+
+
+def bad_task(w, tmp):
+  return MAIN, main_args(w, tmp / "r", "--config.eval.tasks=('retrieval','nope')"), []
+
+
+def bad_distance(w, tmp):
+  return MAIN, main_args(w, tmp / "r", "--config.eval.distance=manhattan"), []
+
+
+def bad_sampler(w, tmp):
+  return MAIN, main_args(w, tmp / "r", "--config.loss.sampler=paper"), []
+
+
+def subdense_entangled(w, tmp):
+  return MAIN, main_args(w, tmp / "r", "--config.model.subdense=True", "--config.loss.disentangled=False"), []
+
+
+def eval_without_checkpoint(w, tmp):
+  return MAIN, main_args(w, tmp / "empty", "--mode=eval"), []
+
+
+def corrupt_newest(w, tmp):
+  run_dir = _copy(w, tmp)
+  _corrupt_arrays(run_dir / "checkpoints" / "24")
+  return MAIN, main_args(w, run_dir, "--config.train.max_epochs=4"), []
+
+
+def corrupt_best_meta(w, tmp):
+  run_dir = _copy(w, tmp)
+  (run_dir / "best" / "24" / "meta" / "metadata").write_text("{not json")
+  return MAIN, main_args(w, run_dir, "--mode=eval"), []
+
+
+def nothing_intact(w, tmp):
+  run_dir = _copy(w, tmp)
+  for step in os.listdir(run_dir / "checkpoints"):
+    _corrupt_arrays(run_dir / "checkpoints" / step)
+  return MAIN, main_args(w, run_dir), []
+
+
+def read_only_eval(w, tmp):
+  run_dir = _copy(w, tmp)
+  for dirpath, _, names in os.walk(run_dir):
+    for n in names:
+      os.chmod(os.path.join(dirpath, n), 0o444)
+    os.chmod(dirpath, 0o555)
+  return MAIN, main_args(w, run_dir, "--mode=eval"), [run_dir]
+
+
+def index_out_missing_folder(w, tmp):
+  return SEARCH, ("index", f"--workdir={w['run']}", f"--audio={w['music']}", f"--out={tmp / 'no' / 'x.npz'}"), []
+
+
+def index_out_is_folder(w, tmp):
+  return SEARCH, ("index", f"--workdir={w['run']}", f"--audio={w['music']}", f"--out={tmp}"), []
+
+
+def index_locked(w, tmp):
+  index = tmp / "x.npz"
+  shutil.copy(w["index"], index)
+  (tmp / "x.npz.lock").write_text("")
+  return SEARCH, ("index", f"--workdir={w['run']}", f"--audio={w['music']}", f"--out={index}"), [tmp]
+
+
+def index_of_other_workdir(w, tmp):
+  index = tmp / "x.npz"
+  shutil.copy(w["index"], index)
+  return SEARCH, ("index", f"--workdir={w['other_run']}", f"--audio={w['music']}", f"--out={index}"), [tmp]
+
+
+def query_other_model(w, tmp):
+  return SEARCH, ("query", f"--index={w['index']}", f"--audio={w['music'] / 'song0.wav'}",
+                  f"--workdir={w['other_run']}"), [w["index"].parent]
+
+
+def query_unindexed_path(w, tmp):
+  return SEARCH, ("query", f"--index={w['index']}", "--path=/nope.wav"), []
+
+
+def query_audio_and_path(w, tmp):
+  return SEARCH, ("query", f"--index={w['index']}", "--path=/a.wav", "--audio=/b.wav"), []
+
+
+def k_zero(w, tmp):
+  return SEARCH, ("query", f"--index={w['index']}", f"--path={w['music'] / 'song0.wav'}", "-k", "0"), []
+
+
+def top_zero(w, tmp):
+  return SEARCH, ("tag", f"--workdir={w['run']}", f"--audio={w['music'] / 'song0.wav'}", "--top=0"), []
+
+
+def nprobe_zero(w, tmp):
+  return SEARCH, ("query", f"--index={w['index']}", f"--path={w['music'] / 'song0.wav'}", "--nprobe=0"), []
+
+
+def sizes_not_numbers(w, tmp):
+  return SEARCH, ("bench", "--sizes=ten"), []
+
+
+def truncated_index(w, tmp):
+  data = open(w["index"], "rb").read()
+  (tmp / "t.npz").write_bytes(data[: len(data) // 2])
+  return SEARCH, ("query", f"--index={tmp / 't.npz'}", "--path=/a.wav"), [tmp]
+
+
+def foreign_index(w, tmp):
+  np.savez(tmp / "f.npz", weights=np.zeros(3))
+  return SEARCH, ("query", f"--index={tmp / 'f.npz'}", "--path=/a.wav"), [tmp]
+
+
+def crafted_version(w, tmp):
+  """An index whose version field points outside its folder: refused, nothing created."""
+  with np.load(w["index"]) as z:
+    fields = dict(z)
+  fields["version"] = np.array("../../escaped/name")
+  np.savez(tmp / "c.npz", **fields)
+  return SEARCH, ("query", f"--index={tmp / 'c.npz'}", f"--path={w['music'] / 'song0.wav'}", "--method=approx"), \
+      [tmp, w["root"]]
+
+
+def index_is_folder(w, tmp):
+  return SEARCH, ("query", f"--index={tmp}", "--path=/a.wav"), []
+
+
+def index_missing(w, tmp):
+  return SEARCH, ("query", f"--index={tmp / 'none.npz'}", "--path=/a.wav"), []
+
+
+def audio_not_a_folder(w, tmp):
+  return SEARCH, ("index", f"--workdir={w['run']}", f"--audio={tmp / 'none'}", f"--out={tmp / 'x.npz'}"), []
+
+
+def tag_without_run(w, tmp):
+  return SEARCH, ("tag", f"--workdir={tmp}", f"--audio={w['music'] / 'song0.wav'}"), []
+
+
+def tag_unreadable_audio(w, tmp):
+  (tmp / "x.mp3").write_bytes(os.urandom(4000))
+  return SEARCH, ("tag", f"--workdir={w['run']}", f"--audio={tmp / 'x.mp3'}"), []
+
+
+def no_command(w, tmp):
+  return SEARCH, (), []
+
+
+def bad_aspect(w, tmp):
+  return SEARCH, ("query", f"--index={w['index']}", "--path=/a.wav", "--aspect=tempo"), []
+
+
+def links_and_junk_are_listed(w, tmp):
+  music = tmp / "m"
+  shutil.copytree(w["music"], music)
+  os.symlink("/nonexistent/a.wav", music / "dangling.wav")
+  os.symlink(music, music / "loop")  # a link to its own folder (os.walk does not follow it)
+  (music / "notes.txt").write_text("x")
+  (music / "broken.flac").write_bytes(os.urandom(3000))
+  return SEARCH, ("index", f"--workdir={w['run']}", f"--audio={music}", f"--out={tmp / 'x.npz'}"), [music]
+
+
+def unknown_dataset(w, tmp):
+  return DATA, ("--dataset=nosuch", f"--data_dir={tmp}"), []
+
+
+def too_small(w, tmp):
+  return DATA, ("--dataset=synth_music:large", "--size=3", f"--data_dir={tmp}"), []
+
+
+def missing_soundfont(w, tmp):
+  return DATA, ("--dataset=synth_music:smoke", "--soundfont=/none.sf2", f"--data_dir={tmp}"), []
+
+
+def corpus_without_manual_dir(w, tmp):
+  return DATA, ("--dataset=tagged_folder", f"--data_dir={tmp}"), []
+
+
+def corpus_manual_dir_missing(w, tmp):
+  return DATA, ("--dataset=tagged_folder", f"--manual_dir={tmp / 'none'}", f"--data_dir={tmp}"), []
+
+
+def _corpus(w, tmp, tags_csv=None, categories_csv=None):
+  corpus = tmp / "corpus"
+  shutil.copytree(w["corpus"], corpus)
+  if tags_csv is not None:
+    (corpus / "tags.csv").write_bytes(tags_csv)
+  if categories_csv is not None:
+    (corpus / "categories.csv").write_bytes(categories_csv)
+  return DATA, ("--dataset=tagged_folder", f"--manual_dir={corpus}", f"--data_dir={tmp / 'tfds'}"), [corpus]
+
+
+def csv_other_columns(w, tmp):
+  return _corpus(w, tmp, tags_csv=b"file,labels\nc0.wav,rock\n")
+
+
+def csv_short_row(w, tmp):
+  return _corpus(w, tmp, tags_csv=b"path,tags,split\nc0.wav\n")
+
+
+def categories_bad_category(w, tmp):
+  return _corpus(w, tmp, categories_csv=b"tag,category\nrock,style\n")
+
+
+def csv_with_bom(w, tmp):
+  text = (w["corpus"] / "tags.csv").read_bytes()
+  return _corpus(w, tmp, tags_csv=b"\xef\xbb\xbf" + text)
+
+
+CASES = [  # id, prepare, exit status, text of the last line ("" when the command succeeds)
+    ("resume with another width", other_width, 2, "model/features: 16 -> 32"),
+    ("resume with another loss", other_loss, 2, "loss/name: 'proxy' -> 'triplet'"),
+    ("resume with another dataset", other_dataset, 2, "config.dataset='synth_music:smoke'"),
+    ("workdir is a file", workdir_is_a_file, 2, "is a file"),
+    ("data_dir is a file", data_dir_is_a_file, 2, "is a file: give a folder"),
+    ("unknown config key", unknown_key, 1, "nope"),
+    ("unknown preset", unknown_preset, 1, "unknown preset 'huge'"),
+    ("negative learning rate", bad_value, 2, "config.train.learning_rate=-1.0 must be positive"),
+    ("unknown evaluation task", bad_task, 2, "config.eval.tasks names 'nope'"),
+    ("unknown distance", bad_distance, 2, "config.eval.distance='manhattan' is unknown"),
+    ("paper sampler for a proxy loss", bad_sampler, 2, "config.loss.sampler='paper' exists for triplet"),
+    ("sub-dense heads without disentanglement", subdense_entangled, 2, "config.model.subdense=True needs"),
+    ("evaluate a run that has no checkpoint", eval_without_checkpoint, 2, "holds no checkpoint"),
+    ("newest checkpoint corrupt: resume from the older one", corrupt_newest, 0, "eval:"),
+    ("best checkpoint's metadata corrupt: evaluate the newest", corrupt_best_meta, 0, "eval:"),
+    ("every checkpoint corrupt", nothing_intact, 2, "no intact checkpoint in"),
+    ("evaluate a read-only run", read_only_eval, 0, "eval:"),
+    ("index into a missing folder", index_out_missing_folder, 2, "does not exist: create it first"),
+    ("index --out is a folder", index_out_is_folder, 2, "is a folder: give a file name"),
+    ("two index runs on one file", index_locked, 2, "x.npz.lock exists"),
+    ("index built by another run", index_of_other_workdir, 2, "was built with the model in"),
+    ("query with another model", query_other_model, 2, "was embedded by another model"),
+    ("query a path that is not indexed", query_unindexed_path, 2, "/nope.wav is not in"),
+    ("query with --audio and --path", query_audio_and_path, 2, "give exactly one of --audio"),
+    ("-k 0", k_zero, 2, "--k=0 must be 1 or more"),
+    ("--top=0", top_zero, 2, "--top=0 must be 1 or more"),
+    ("--nprobe=0", nprobe_zero, 2, "--nprobe=0 must be 1 or more"),
+    ("--sizes not numbers", sizes_not_numbers, 2, "take whole numbers"),
+    ("truncated index file", truncated_index, 2, "is not an index written by"),
+    ("foreign .npz as index", foreign_index, 2, "is not an index written by"),
+    ("index version crafted to escape its folder", crafted_version, 2, "is inconsistent"),
+    ("index is a folder", index_is_folder, 2, "is a folder: give the index file"),
+    ("index file missing", index_missing, 2, "does not exist: build it"),
+    ("--audio folder missing", audio_not_a_folder, 2, "is not a folder"),
+    ("tag with a folder that holds no run", tag_without_run, 2, "config.json is missing"),
+    ("tag an unreadable file", tag_unreadable_audio, 2, "not a readable audio file"),
+    ("search without a command", no_command, 2, "give one command"),
+    ("unknown aspect", bad_aspect, 1, "aspect"),
+    ("dangling link, link loop, junk and a broken file in the folder", links_and_junk_are_listed, 0,
+     "skipped"),
+    ("unknown dataset", unknown_dataset, 2, "unknown dataset 'nosuch'"),
+    ("--size too small", too_small, 2, "--size=3 is too small"),
+    ("soundfont missing", missing_soundfont, 2, "--soundfont=/none.sf2 does not exist"),
+    ("corpus without --manual_dir", corpus_without_manual_dir, 2, "pass --manual_dir"),
+    ("corpus --manual_dir missing", corpus_manual_dir_missing, 2, "is not a folder"),
+    ("tags.csv with other column names", csv_other_columns, 2, "it needs path, tags"),
+    ("tags.csv with a short row", csv_short_row, 2, "line 2 has fewer fields"),
+    ("categories.csv with an unknown category", categories_bad_category, 2, "category 'style' is not one of"),
+    ("tags.csv with a byte-order mark", csv_with_bom, 0, "ready in"),
+]
+
+
+@pytest.mark.parametrize("name,prepare,status,text", CASES, ids=[c[0] for c in CASES])
+def test_case(world, tmp_path, name, prepare, status, text):
+  module, args, keep = prepare(world, tmp_path)
+  before = snapshot(*keep)
+  env = {}
+  if prepare is read_only_eval:  # root ignores permissions: run as nobody, with a cache it may write
+    cache = tmp_path.parent / "nobody_cache"
+    os.makedirs(cache, exist_ok=True)
+    os.chmod(cache, 0o777)
+    env = {"MUSICREP_JAX_CACHE": str(cache), "HOME": str(cache)}
+    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+                          module, *args], cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
+                         capture_output=True, text=True, timeout=600)
+  else:
+    out = run(module, *args)
+  assert out.returncode == status, (name, out.returncode, out.stderr[-3000:])
+  assert "Traceback" not in out.stderr, (name, out.stderr[-3000:])
+  if status == 2:
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and text in last, (name, last)
+  elif status == 1:  # absl's own flag errors: the flag is named
+    assert text in out.stderr, (name, out.stderr[-2000:])
+  else:
+    assert text in out.stdout, (name, out.stdout[-2000:])
+  assert snapshot(*keep) == before, name  # nothing the user had was changed
+  if prepare is crafted_version:
+    assert not os.path.exists(world["root"].parent / "escaped")
+
+
+def test_edited_corpus_is_rebuilt_not_reported_stale(world, tmp_path):
+  module, args, _ = _corpus(world, tmp_path)
+  first = run(module, *args)
+  assert first.returncode == 0 and "train: 4" in first.stdout, first.stdout
+  tags = tmp_path / "corpus" / "tags.csv"
+  tags.write_text(tags.read_text().replace(",test\n", ",train\n"))  # four test tracks become training tracks
+  second = run(module, *args)
+  assert second.returncode == 0 and "train: 8" in second.stdout and "test" not in second.stdout.split("(")[1], \
+      second.stdout
+
+
+def test_ctrl_c_saves_and_exits_130_then_resumes(world, tmp_path):
+  import signal  # pylint: disable=import-outside-toplevel
+  import time  # pylint: disable=import-outside-toplevel
+  workdir = tmp_path / "run"
+  cmd = [sys.executable, "-m", MAIN, *main_args(world, workdir, "--config.train.max_epochs=200")]
+  proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  while time.time() < deadline and not (workdir / "metrics.jsonl").exists():
+    time.sleep(0.2)
+  time.sleep(2)
+  proc.send_signal(signal.SIGINT)
+  stdout, stderr = proc.communicate(timeout=120)
+  assert proc.returncode == 130, stderr[-2000:]
+  assert "SIGINT: saved step" in stdout and "Traceback" not in stderr
+  again = run(MAIN, *main_args(world, workdir, "--config.train.max_epochs=1"))
+  assert "resuming from step" in again.stdout
