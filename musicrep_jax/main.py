@@ -52,5 +52,22 @@ def main(argv):
     sys.exit(e.status)  # 143 after SIGTERM, 130 after SIGINT: the conventional statuses
 
 
+def parse_flags(argv):
+  """absl's parsing (which loads the config file and applies --config.* overrides), with
+  a config file's own error or an override of a key the config lacks as one sentence."""
+  from musicrep_jax import errors  # pylint: disable=import-outside-toplevel
+  try:
+    return app.parse_flags_with_usage(argv)
+  except errors.UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  except (AttributeError, KeyError) as e:  # ml_collections: an override names a key that does not exist
+    key = str(e).strip("\"'")
+    arg = next((a for a in argv if a.startswith("--config.") and a.split("=")[0].endswith("." + key)), "--config.*")
+    print(f"error: {arg} names a config key that does not exist: the keys are in musicrep_jax/configlib.py "
+          "(base) and the config file", file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
