@@ -452,3 +452,31 @@ def test_ctrl_c_saves_and_exits_130_then_resumes(world, tmp_path):
   assert "SIGINT: saved step" in stdout and "Traceback" not in stderr
   again = run(MAIN, *main_args(world, workdir, "--config.train.max_epochs=1"))
   assert "resuming from step" in again.stdout
+
+
+def test_ctrl_c_during_index_keeps_what_was_embedded(world, tmp_path):
+  import re  # pylint: disable=import-outside-toplevel
+  import signal  # pylint: disable=import-outside-toplevel
+  music = tmp_path / "music"
+  os.makedirs(music)
+  t = np.arange(16000 * 4) / 16000
+  for i in range(64):
+    sf.write(music / f"s{i:02d}.wav", 0.2 * np.sin(2 * np.pi * (100 + 13 * i) * t), 16000)
+  index = tmp_path / "x.npz"
+  cmd = [sys.executable, "-m", SEARCH, "index", f"--workdir={world['run']}", f"--audio={music}", f"--out={index}"]
+  proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+  seen = ""
+  while proc.poll() is None:  # the progress bar: interrupt once a batch of 16 files is embedded
+    seen += proc.stderr.read(1)
+    m = re.findall(r"(\d+)/64", seen)
+    if m and int(m[-1]) >= 16:
+      proc.send_signal(signal.SIGINT)
+      break
+  stdout, stderr = proc.communicate(timeout=120)
+  assert proc.returncode == 130, (seen + stderr)[-2000:]
+  assert "interrupted:" in stderr and "rerun the same command" in stderr and "Traceback" not in stderr
+  kept = int(re.search(r"interrupted: (\d+) files", stderr).group(1))
+  assert 16 <= kept < 64 and not os.path.exists(str(index) + ".lock")
+  again = run(SEARCH, "index", f"--workdir={world['run']}", f"--audio={music}", f"--out={index}")
+  assert f": 64 files ({64 - kept} embedded now)" in again.stdout, again.stdout
