@@ -181,7 +181,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_
   assert saved and max(saved) < bad_step
 
 
-def test_sigterm_saves_and_the_rerun_resumes(data_dir, tmp_path):
+@pytest.mark.parametrize("signum,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])  # preemption, Ctrl-C
+def test_signal_saves_and_the_rerun_resumes(signum, status, data_dir, tmp_path):
   cmd = [sys.executable, "-m", "musicrep_jax.main", *main_args("proxy.py:smoke", tmp_path, data_dir,
                                                                "--config.train.max_epochs=200")]
   proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -189,10 +190,10 @@ def test_sigterm_saves_and_the_rerun_resumes(data_dir, tmp_path):
   while time.time() < deadline and not (tmp_path / "metrics.jsonl").exists():
     time.sleep(0.5)
   time.sleep(3)
-  proc.send_signal(signal.SIGTERM)
+  proc.send_signal(signum)
   stdout, stderr = proc.communicate(timeout=120)
-  assert proc.returncode == 143, stderr[-2000:]
-  step = int(re.search(r"SIGTERM: saved step (\d+)", stdout).group(1))
+  assert proc.returncode == status and "Traceback" not in stderr, stderr[-2000:]
+  step = int(re.search(rf"{signal.Signals(signum).name}: saved step (\d+)", stdout).group(1))
   assert step > 0 and str(step) in os.listdir(tmp_path / "checkpoints")
   again = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", tmp_path, data_dir, "--config.train.max_epochs=1"),
                      check=False)

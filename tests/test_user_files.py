@@ -436,24 +436,6 @@ def test_edited_corpus_is_rebuilt_not_reported_stale(world, tmp_path):
   assert second.returncode == 0 and "(train: 8, validation: 4;" in second.stdout, second.stdout
 
 
-def test_ctrl_c_saves_and_exits_130_then_resumes(world, tmp_path):
-  import signal  # pylint: disable=import-outside-toplevel
-  import time  # pylint: disable=import-outside-toplevel
-  workdir = tmp_path / "run"
-  cmd = [sys.executable, "-m", MAIN, *main_args(world, workdir, "--config.train.max_epochs=200")]
-  proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  deadline = time.time() + 300
-  while time.time() < deadline and not (workdir / "metrics.jsonl").exists():
-    time.sleep(0.2)
-  time.sleep(2)
-  proc.send_signal(signal.SIGINT)
-  stdout, stderr = proc.communicate(timeout=120)
-  assert proc.returncode == 130, stderr[-2000:]
-  assert "SIGINT: saved step" in stdout and "Traceback" not in stderr
-  again = run(MAIN, *main_args(world, workdir, "--config.train.max_epochs=1"))
-  assert "resuming from step" in again.stdout
-
-
 def test_ctrl_c_during_index_keeps_what_was_embedded(world, tmp_path):
   import re  # pylint: disable=import-outside-toplevel
   import signal  # pylint: disable=import-outside-toplevel

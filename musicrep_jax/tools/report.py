@@ -206,6 +206,16 @@ def _bars(ax, labels, series: dict, ylabel):
   ax.legend(fontsize=7)
 
 
+def _save(fig, ax, path: str, xlabel: str, ylabel: str) -> None:
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
 def plots(rows: list[dict], workdirs: dict[str, list[str]], out: str) -> None:
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
@@ -246,12 +256,7 @@ def plots(rows: list[dict], workdirs: dict[str, list[str]], out: str) -> None:
       if val:
         first = val[0][1]
         ax.plot([e for e, _ in val], [v / first for _, v in val], marker="o", label=name)
-  ax.set_xlabel("epoch")
-  ax.set_ylabel("validation loss / first epoch's")
-  ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(os.path.join(out, "training_curves.png"), dpi=100)
-  plt.close(fig)
+  _save(fig, ax, os.path.join(out, "training_curves.png"), "epoch", "validation loss / first epoch's")
 
   fig, ax = plt.subplots(figsize=(7, 4))
   for r in rows:
@@ -260,12 +265,7 @@ def plots(rows: list[dict], workdirs: dict[str, list[str]], out: str) -> None:
       ax.plot([s * r["gflop_per_step"] for s, _ in curve], [a for _, a in curve], marker=".", label=r["model"])
   if rows and rows[0].get("target_auc"):
     ax.axhline(rows[0]["target_auc"], color="grey", linestyle="--", linewidth=1)
-  ax.set_xlabel("training cost (GFLOP)")
-  ax.set_ylabel("validation ROC-AUC")
-  ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(os.path.join(out, "quality_vs_cost.png"), dpi=100)
-  plt.close(fig)
+  _save(fig, ax, os.path.join(out, "quality_vs_cost.png"), "training cost (GFLOP)", "validation ROC-AUC")
 
   fig, axes = plt.subplots(len(names), len(CATS), figsize=(3 * len(CATS), 2.6 * len(names)), squeeze=False)
   for i, name in enumerate(names):
