@@ -47,6 +47,22 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
+@contextlib.contextmanager
+def _quiet_dependency_logs():
+  """Orbax and TensorStore log a traceback at ERROR level for a file they cannot read;
+  the caller reports the failure in one line instead (MUSICREP_JAX_DEBUG=1 keeps them)."""
+  from absl import logging  # pylint: disable=import-outside-toplevel
+  if errors.debug():
+    yield
+    return
+  before = logging.get_verbosity()
+  logging.set_verbosity(logging.FATAL)
+  try:
+    yield
+  finally:
+    logging.set_verbosity(before)
+
+
 def read_newest_meta(workdir: str) -> dict | None:
   """The newest readable checkpoint metadata of a workdir, without creating anything."""
   if not os.path.isdir(os.path.join(workdir, "checkpoints")):
@@ -125,8 +141,9 @@ class Checkpoints:
     first_error = None
     for step in steps:
       try:
-        meta = self._meta(manager, step)
-        return self.restore_state(manager, step, abstract_state, meta)
+        with _quiet_dependency_logs():  # an unreadable file: our one line below, not Orbax's traceback
+          meta = self._meta(manager, step)
+          return self.restore_state(manager, step, abstract_state, meta)
       except CheckpointError:
         raise  # a checkpoint of another model: not a corrupt file
       except Exception as e:  # pylint: disable=broad-except  # Orbax / TensorStore raise many types for bad files
@@ -157,7 +174,8 @@ class Checkpoints:
     manager = self.best if which == "best" else self.latest
     for step in sorted(manager.all_steps(), reverse=True):
       try:
-        return self._meta(manager, step)
+        with _quiet_dependency_logs():
+          return self._meta(manager, step)
       except Exception as e:  # pylint: disable=broad-except
         _log(f"checkpoint step {step} in {manager.directory} has unreadable metadata ({_first_line(e)}); "
              "trying an older one")

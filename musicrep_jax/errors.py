@@ -29,7 +29,20 @@ def debug() -> bool:
   return os.environ.get("MUSICREP_JAX_DEBUG", "0") not in ("", "0")
 
 
-def exit_on_user_error(fn, *args, **kwargs):
+def die(message: str, status: int = 2, hard: bool = True) -> None:
+  """Prints the message as the last line on stderr and ends the process with `status`;
+  hard: at once, because background threads of Orbax or TensorStore left by a failed
+  read would otherwise print their own tracebacks while the interpreter shuts down
+  (hard=False raises SystemExit, for callers that catch it)."""
+  print(message, file=sys.stderr)
+  sys.stdout.flush()
+  sys.stderr.flush()
+  if not hard:
+    sys.exit(status)
+  os._exit(status)  # pylint: disable=protected-access
+
+
+def exit_on_user_error(fn, *args, hard: bool = True, **kwargs):
   """Runs fn; a UserError becomes 'error: <message>' on stderr and exit status 2
   (re-raised with its traceback when debugging)."""
   try:
@@ -37,5 +50,4 @@ def exit_on_user_error(fn, *args, **kwargs):
   except UserError as e:
     if debug():
       raise
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    die(f"error: {e}", hard=hard)

@@ -491,13 +491,11 @@ def main(argv):
   try:
     _cli(argv)
   except IndexInterrupted as e:
-    print(str(e), file=sys.stderr)
-    sys.exit(130)
+    errors.die(str(e), 130)
   except errors.UserError as e:
     if errors.debug():
       raise
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    errors.die(f"error: {e}")
   except KeyboardInterrupt:
     print("interrupted", file=sys.stderr)
     sys.exit(130)
