@@ -11,6 +11,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def pytest_configure(config):
+  """In-process tests share main's persistent XLA compilation cache (as the subprocess
+  runs do): a program compiled once, by any test or worker, loads in milliseconds."""
+  del config
+  import jax  # pylint: disable=import-outside-toplevel
+  jax.config.update("jax_compilation_cache_dir",
+                    os.environ.get("MUSICREP_JAX_CACHE", os.path.expanduser("~/.cache/musicrep_jax/xla")))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def shared_dir(tmp_path_factory, name):
   root = tmp_path_factory.getbasetemp()
   if os.environ.get("PYTEST_XDIST_WORKER"):

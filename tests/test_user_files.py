@@ -47,8 +47,21 @@ def run(module, *args, env=None):
 
 @pytest.fixture(scope="module")
 def world(data_dir, tmp_path_factory):
-  """A trained smoke run, a folder of music, its index, and a tagged_folder corpus."""
-  root = tmp_path_factory.mktemp("world")
+  """A trained smoke run, a folder of music, its index, and a tagged_folder corpus: made
+  once per session, by the first test worker to get here (the others wait for it)."""
+  import fcntl  # pylint: disable=import-outside-toplevel
+  from conftest import shared_dir  # pylint: disable=import-outside-toplevel
+  root = shared_dir(tmp_path_factory, "world")
+  with open(root / ".lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (root / "done").exists():
+      _make_world(root, data_dir)
+      (root / "done").write_text("")
+  return {"root": root, "data": data_dir, "run": root / "run", "music": root / "music", "index": root / "music.npz",
+          "other_run": root / "other_run", "corpus": root / "corpus"}
+
+
+def _make_world(root, data_dir):
   w = {"root": root, "data": data_dir, "run": root / "run", "music": root / "music", "index": root / "music.npz"}
   out = run(MAIN, "--config=configs/proxy_dis.py:smoke", f"--workdir={w['run']}", f"--config.data_dir={data_dir}")
   assert out.returncode == 0, out.stderr[-2000:]
@@ -75,8 +88,6 @@ def world(data_dir, tmp_path_factory):
   (corpus / "tags.csv").write_text("path,tags,split\n" + "".join(
       f"c{i}.wav,{'rock' if i % 2 else 'jazz'};happy;guitar;80s,{['train', 'validation', 'test'][i % 3]}\n"
       for i in range(12)))
-  w["corpus"] = corpus
-  return w
 
 
 def _copy(w, tmp, name="run"):
@@ -441,7 +452,7 @@ def test_ctrl_c_during_index_keeps_what_was_embedded(world, tmp_path):
   import signal  # pylint: disable=import-outside-toplevel
   music = tmp_path / "music"
   os.makedirs(music)
-  t = np.arange(16000 * 4) / 16000
+  t = np.arange(16000 * 30) / 16000  # 64 files of 30 s: several seconds of embedding to interrupt
   for i in range(64):
     sf.write(music / f"s{i:02d}.wav", 0.2 * np.sin(2 * np.pi * (100 + 13 * i) * t), 16000)
   index = tmp_path / "x.npz"
