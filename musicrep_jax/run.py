@@ -72,7 +72,7 @@ def run(config, workdir: str, mode: str = "train") -> dict:
     return _baseline(config, builder, workdir, lead)
   setup = train.Setup(config, builder)
   preflight(config, workdir, mode, setup.vocab)
-  if mode == "eval" and not writable(workdir):  # evaluating someone's read-only run: print, write nothing
+  if mode == "eval" and os.path.isdir(workdir) and not writable(workdir):  # evaluating someone's read-only run: print, write nothing
     progress.log(f"{workdir} is read-only: the evaluation is printed, not written", lead)
     lead_writes = False
   else:
