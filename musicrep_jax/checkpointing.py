@@ -51,16 +51,23 @@ def _log(msg: str) -> None:
 def _quiet_dependency_logs():
   """Orbax and TensorStore log a traceback at ERROR level for a file they cannot read;
   the caller reports the failure in one line instead (MUSICREP_JAX_DEBUG=1 keeps them)."""
+  import gc  # pylint: disable=import-outside-toplevel
+  import logging as py_logging  # pylint: disable=import-outside-toplevel
   from absl import logging  # pylint: disable=import-outside-toplevel
   if errors.debug():
     yield
     return
   before = logging.get_verbosity()
+  asyncio_log = py_logging.getLogger("asyncio")  # "Task exception was never retrieved" of a failed read
+  asyncio_before = asyncio_log.level
   logging.set_verbosity(logging.FATAL)
+  asyncio_log.setLevel(py_logging.CRITICAL)
   try:
     yield
   finally:
+    gc.collect()  # the failed read's futures are collected (and their errors dropped) while quiet
     logging.set_verbosity(before)
+    asyncio_log.setLevel(asyncio_before)
 
 
 def read_newest_meta(workdir: str) -> dict | None:
