@@ -9,9 +9,11 @@ when complete, so a checkpoint cut off by a kill is never restored.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from typing import Any
 
+from etils import epath
 import orbax.checkpoint as ocp
 
 from musicrep_jax import errors
@@ -28,8 +30,12 @@ class NoIntactCheckpoint(CheckpointError):
 def _manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       os.path.abspath(directory),
-      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                           enable_async_checkpointing=True),
+      options=ocp.CheckpointManagerOptions(
+          max_to_keep=max_to_keep, create=True, enable_async_checkpointing=True,
+          # Both managers save asynchronously, often the same step: with several processes,
+          # each needs its own names for the barriers of a save, or the two saves collide.
+          multiprocessing_options=ocp.options.MultiprocessingOptions(
+              barrier_sync_key_prefix=os.path.basename(directory))),
       item_names=("state", "meta"))
 
 
@@ -70,15 +76,31 @@ def _quiet_dependency_logs():
     asyncio_log.setLevel(asyncio_before)
 
 
-def read_newest_meta(workdir: str) -> dict | None:
-  """The newest readable checkpoint metadata of a workdir, without creating anything."""
-  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
-    return None
-  ckpt = Checkpoints(workdir)
+def _steps(workdir: str) -> list[int]:
+  """The completed training checkpoints' steps, newest first (Orbax names a checkpoint
+  by its step once it is complete)."""
   try:
-    return ckpt.read_meta("latest")
-  finally:
-    ckpt.close()
+    return sorted((int(p.name) for p in (epath.Path(workdir) / "checkpoints").iterdir() if p.name.isdigit()),
+                  reverse=True)
+  except (FileNotFoundError, NotADirectoryError):
+    return []
+
+
+def newest_step(workdir: str) -> int | None:
+  return next(iter(_steps(workdir)), None)
+
+
+def read_newest_meta(workdir: str) -> dict | None:
+  """The newest readable checkpoint metadata of a workdir, read as plain files: no Orbax
+  manager is made, nothing is created, and no process of a multi-process run waits for
+  the others (they may reach this at different times)."""
+  root = epath.Path(workdir) / "checkpoints"
+  for step in _steps(workdir):
+    try:
+      return json.loads((root / str(step) / "meta" / "metadata").read_text())
+    except (OSError, ValueError):
+      _log(f"checkpoint step {step} in {root} has unreadable metadata; trying an older one")
+  return None
 
 
 class Checkpoints:

@@ -22,6 +22,8 @@ _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Multi-process run: jax.d
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (multi-process).")
+_HEARTBEAT = flags.DEFINE_integer("heartbeat_timeout_s", 100, "Multi-process: seconds without a heartbeat after "
+                                  "which JAX's coordination service declares a process lost and ends the others.")
 _DEBUG = flags.DEFINE_bool("debug", False, "Show the traceback of a user error too (or MUSICREP_JAX_DEBUG=1).")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -41,7 +43,7 @@ def main(argv):
     except AttributeError:
       pass
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
-                               process_id=_PROCESS_ID.value)
+                               process_id=_PROCESS_ID.value, heartbeat_timeout_seconds=_HEARTBEAT.value)
   from musicrep_jax import errors  # pylint: disable=import-outside-toplevel
   from musicrep_jax import run  # pylint: disable=import-outside-toplevel
   if _DEBUG.value:
@@ -50,6 +52,16 @@ def main(argv):
     errors.exit_on_user_error(run.run, _CONFIG.value, _WORKDIR.value, _MODE.value)
   except run.train.Preempted as e:
     sys.exit(e.status)  # 143 after SIGTERM, 130 after SIGINT: the conventional statuses
+  except jax.errors.JaxRuntimeError as e:
+    if jax.process_count() == 1 or errors.debug():
+      raise
+    # A collective failed: most often another process of the run is gone (a lost host).
+    # Ending at once skips JAX's shutdown barrier, which would wait for the lost process.
+    step = run.checkpointing.newest_step(_WORKDIR.value)
+    errors.die(f"error: process {jax.process_index()} stopped: an operation across the run's processes failed "
+               f"({str(e).splitlines()[0][:160]}); if another process was lost, restart every process with the "
+               f"same command and the run resumes from "
+               f"{f'step {step}' if step is not None else 'the start (no checkpoint was completed)'}", 3)
 
 
 def parse_flags(argv):

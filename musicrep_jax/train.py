@@ -6,7 +6,6 @@ import functools
 import math
 import os
 import signal
-import threading
 import time
 
 import jax
@@ -20,6 +19,7 @@ from musicrep_jax import errors
 from musicrep_jax import evaluate
 from musicrep_jax import input_pipeline
 from musicrep_jax import model as model_lib
+from musicrep_jax import preemption
 from musicrep_jax import progress
 from musicrep_jax import schedule
 from musicrep_jax.data import features
@@ -125,28 +125,9 @@ class Preempted(Exception):
   """SIGTERM (a preemption) or SIGINT (Ctrl-C) arrived: the state was saved and the run
   stops; rerunning resumes it. `status`: the process's exit status (143 or 130)."""
 
-  def __init__(self, signum: int = signal.SIGTERM):
-    super().__init__(signal.Signals(signum).name)
-    self.status = 128 + signum
-
-
-def _on_signal(stop: dict, signum: int, grace_s: float, lead: bool) -> None:
-  """Asks the loop to save and stop after the current step, and ends the process after
-  `grace_s` seconds if that has not happened (during a long compilation, say): the
-  newest complete checkpoint is then the one a rerun resumes from."""
-  if stop["signal"] is not None:
-    return
-  stop["signal"], stop["signum"] = time.time(), signum
-  name = signal.Signals(signum).name
-
-  def expire():
-    progress.log(f"{name}: no checkpoint completed within config.train.preemption_grace_s={grace_s:g} s; "
-                 "a rerun resumes from the newest complete one", lead)
-    os._exit(128 + signum)  # pylint: disable=protected-access
-
-  timer = threading.Timer(grace_s, expire)
-  timer.daemon = True
-  timer.start()
+  def __init__(self, status: int = 128 + signal.SIGTERM):
+    super().__init__(signal.Signals(status - 128).name)
+    self.status = status
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None = None) -> dict:
@@ -156,9 +137,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
   setup = setup or Setup(config, builder)
   lead = jax.process_index() == 0
   t = config.train
-  stop = {"signal": None, "signum": signal.SIGTERM}
-  old_handlers = {s: signal.signal(s, lambda signum, _: _on_signal(stop, signum, t.preemption_grace_s, lead))
-                  for s in (signal.SIGTERM, signal.SIGINT)}
+  notice = preemption.Notice(t.preemption_grace_s).start()
   ckpt = checkpointing.Checkpoints(workdir)
   writer = None
   try:
@@ -205,8 +184,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
           writer.write(step, epoch=epoch, lr=lr, examples_per_s=rate,
                        wall_s=meta["train_time_s"] + now - epoch_start, **{k: float(v) for k, v in metrics.items()})
           bar.update(step, float(metrics["loss"]), rate, epoch)
-        if stop["signal"] is not None:
-          raise Preempted(stop["signum"])
+        if notice.reached(step):
+          raise Preempted(notice.status)
         if saving:
           ckpt.save(step, state, {**meta, "train_time_s": meta["train_time_s"] + time.time() - epoch_start})
       bar.newline()
@@ -226,21 +205,26 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
       progress.log(f"epoch {epoch}: val loss {val:.4f} (best {sched['best']:.4f} at epoch {sched['best_epoch']}), "
                    f"lr {sched['lr']:.2e}, {epoch_time:.0f} s", lead)
       ckpt.save(int(state["step"]), state, meta, best=improved)
-      if stop["signal"] is not None:
-        raise Preempted(stop["signum"])
+      if notice.between_epochs():
+        raise Preempted(notice.status)
   except Preempted as e:
     if ckpt.latest.latest_step() != int(state["step"]):
       ckpt.save(int(state["step"]), state, meta)
     ckpt.wait()
     progress.log(f"{e}: saved step {int(state['step'])}; rerun the same command to resume", lead)
     raise
+  except jax.errors.JaxRuntimeError:
+    if jax.process_count() > 1:  # a lost process: waiting for the checkpoint writes would wait for it too
+      ckpt = None
+    raise
   finally:
-    for s, handler in old_handlers.items():
-      signal.signal(s, handler)
+    notice.close()
     try:
-      ckpt.wait()
+      if ckpt is not None:
+        ckpt.wait()
     finally:
-      ckpt.close()
+      if ckpt is not None:
+        ckpt.close()
       if writer is not None:
         writer.close()
   if lead:

@@ -1,5 +1,5 @@
 """Two JAX processes (jax.distributed, local coordinator, CPU) train like one process
-fed the same global batch; the full `main` also runs as two processes."""
+fed the same global batch (the full `main` as two processes: test_pods.py)."""
 
 import json
 import os
@@ -42,15 +42,3 @@ def test_two_processes_match_one_process_on_the_same_global_batch(data_dir):
   # Only the order of the cross-process sums differs from one process.
   np.testing.assert_allclose(two[0]["losses"], one["losses"], rtol=1e-4)
   np.testing.assert_allclose(two[0]["digest"], one["digest"], rtol=1e-4)
-
-
-def test_main_runs_as_two_processes_and_only_process_0_writes(data_dir, tmp_path):
-  port = _port()
-  outs = _launch(lambda i: ["-m", "musicrep_jax.main", "--config=configs/proxy_dis.py:smoke", f"--workdir={tmp_path}",
-                            f"--config.data_dir={data_dir}", "--config.train.max_epochs=1",
-                            f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}"], 2)
-  assert "with 2 cpu device(s)" in outs[0] and "eval: ROC-AUC" in outs[0]
-  ours = [l for l in outs[1].splitlines() if not l.startswith("[Gloo]")]
-  assert not ours, ours  # process 1 logs nothing
-  assert (tmp_path / "eval.json").exists() and (tmp_path / "checkpoints").exists()
-  assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) >= 2
