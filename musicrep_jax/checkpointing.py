@@ -17,6 +17,7 @@ from etils import epath
 import orbax.checkpoint as ocp
 
 from musicrep_jax import errors
+from musicrep_jax import progress
 
 
 class CheckpointError(errors.UserError):
@@ -29,7 +30,7 @@ class NoIntactCheckpoint(CheckpointError):
 
 def _manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
-      os.path.abspath(directory),
+      progress.path(directory),
       options=ocp.CheckpointManagerOptions(
           max_to_keep=max_to_keep, create=True, enable_async_checkpointing=True,
           # Both managers save asynchronously, often the same step: with several processes,
@@ -80,7 +81,7 @@ def _steps(workdir: str) -> list[int]:
   """The completed training checkpoints' steps, newest first (Orbax names a checkpoint
   by its step once it is complete)."""
   try:
-    return sorted((int(p.name) for p in (epath.Path(workdir) / "checkpoints").iterdir() if p.name.isdigit()),
+    return sorted((int(p.name) for p in (progress.path(workdir) / "checkpoints").iterdir() if p.name.isdigit()),
                   reverse=True)
   except (FileNotFoundError, NotADirectoryError):
     return []
@@ -94,7 +95,7 @@ def read_newest_meta(workdir: str) -> dict | None:
   """The newest readable checkpoint metadata of a workdir, read as plain files: no Orbax
   manager is made, nothing is created, and no process of a multi-process run waits for
   the others (they may reach this at different times)."""
-  root = epath.Path(workdir) / "checkpoints"
+  root = progress.path(workdir) / "checkpoints"
   for step in _steps(workdir):
     try:
       return json.loads((root / str(step) / "meta" / "metadata").read_text())
@@ -135,14 +136,13 @@ class Checkpoints:
     """Moves the training checkpoints newer than `step` (unreadable ones a resume skipped)
     to workdir/unreadable_checkpoints/, out of Orbax's way: the rerun redoes those steps,
     and the files stay for a look."""
-    import shutil  # pylint: disable=import-outside-toplevel
     import time  # pylint: disable=import-outside-toplevel
     for s in self.latest.all_steps():
       if s > step:
-        src = os.path.join(str(self.latest.directory), str(s))
-        dst = os.path.join(os.path.dirname(str(self.latest.directory)), "unreadable_checkpoints", f"{s}-{int(time.time())}")
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.move(src, dst)
+        src = epath.Path(self.latest.directory) / str(s)
+        dst = epath.Path(self.latest.directory).parent / "unreadable_checkpoints" / f"{s}-{int(time.time())}"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        src.rename(dst)
         _log(f"moved the unreadable checkpoint {src} to {dst}")
     self.latest.reload()
 

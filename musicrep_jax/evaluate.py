@@ -25,6 +25,7 @@ from musicrep_jax import errors
 from musicrep_jax import input_pipeline
 from musicrep_jax import losses
 from musicrep_jax import metrics
+from musicrep_jax import progress
 from musicrep_jax.data import features
 
 CATS = features.CATEGORIES
@@ -286,12 +287,14 @@ def evaluate(setup, state, meta: dict, workdir: str | None = None) -> dict:
   ctx = Context(setup, state, meta)
   out = run_tasks(ctx)
   if workdir and ctx.prototypes is not None:
-    np.save(os.path.join(workdir, "prototypes.npy"), ctx.prototypes.T)
+    with progress.path(os.path.join(workdir, "prototypes.npy")).open("wb") as f:
+      np.save(f, ctx.prototypes.T)
   if "test" in ctx.__dict__:  # computed by a task
     test = ctx.test
     out["test_tracks"] = len(test.song)
     if workdir:
-      np.savez(os.path.join(workdir, "test_embeddings.npz"), embeddings=test.song, labels=test.labels,
+      with progress.path(os.path.join(workdir, "test_embeddings.npz")).open("wb") as f:
+        np.savez(f, embeddings=test.song, labels=test.labels,
                track_id=np.array(test.track_id), tag_category=setup.tag_category, dims=setup.dim_category,
                disentangled=bool(setup.config.loss.disentangled))
   return out

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +24,7 @@ from musicrep_jax import errors
 from musicrep_jax import frontend
 from musicrep_jax import models
 from musicrep_jax import objective as objective_lib
+from musicrep_jax import progress
 from musicrep_jax.data import features
 
 
@@ -129,16 +129,13 @@ class Model:
 
 def read_workdir(workdir: str) -> tuple[ml_collections.ConfigDict, dict]:
   """(config, vocabulary) that a run wrote to its workdir."""
-  paths = {n: os.path.join(workdir, n) for n in ("config.json", "tags.json")}
+  paths = {n: progress.path(workdir) / n for n in ("config.json", "tags.json")}
   for path in paths.values():
-    if not os.path.exists(path):
+    if not path.exists():
       raise errors.UserError(f"{path} is missing: give the --workdir of a run trained (or evaluated with "
                              "--mode=eval) by this version of musicrep_jax")
-  with open(paths["config.json"]) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  with open(paths["tags.json"]) as f:
-    vocab = json.load(f)
-  return config, vocab
+  config = ml_collections.ConfigDict(json.loads(paths["config.json"].read_text()))
+  return config, json.loads(paths["tags.json"].read_text())
 
 
 def load(workdir: str) -> tuple[Model, dict]:

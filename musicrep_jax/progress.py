@@ -7,55 +7,95 @@ import os
 import sys
 import time
 
-
-def write_json(path: str, obj) -> None:
-  """Writes `obj` to `path` atomically: a kill leaves the old file or the new one, never half."""
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+from etils import epath
 
 
-def truncate_jsonl(path: str, last_step: int) -> None:
-  """Keeps the complete lines of `path` with step <= last_step: after a resume from that
-  step, the log reads as if the run had never been interrupted."""
-  if not os.path.exists(path):
-    return
+def path(p) -> epath.Path:
+  """A run's file or folder, local (expanded, absolute) or on GCS (gs://...): every file of
+  a run is read and written through etils.epath, so a workdir may be either."""
+  p = str(p)
+  return epath.Path(p if "://" in p else os.path.abspath(os.path.expanduser(p)))
+
+
+def write_json(file, obj) -> None:
+  """Writes `obj` to `file` atomically: a kill leaves the old file or the new one, never half."""
+  _replace(path(file), json.dumps(obj, indent=1))
+
+
+def _replace(file: epath.Path, text: str) -> None:
+  """Writes a temporary file and renames it over `file` (on GCS a new object appears whole)."""
+  tmp = file.parent / f"{file.name}.tmp{os.getpid()}"
+  with tmp.open("w") as f:
+    f.write(text)
+    if hasattr(f, "fileno"):
+      f.flush()
+      os.fsync(f.fileno())
+  tmp.replace(file)
+
+
+def read_json(file):
+  """The JSON in `file`, or None when it is missing or unreadable."""
+  try:
+    return json.loads(path(file).read_text())
+  except (OSError, ValueError):
+    return None
+
+
+def complete_lines(file, last_step: int) -> list[str]:
+  """The complete JSON lines of `file` with step <= last_step (a line cut off by a kill
+  ends the list): after a resume from that step, the log reads as if the run had never
+  been interrupted."""
+  try:
+    text = path(file).read_text()
+  except FileNotFoundError:
+    return []
   keep = []
-  with open(path) as f:
-    for line in f:
-      if not line.endswith("\n"):
-        break  # cut off by a kill
-      if json.loads(line)["step"] <= last_step:
-        keep.append(line)
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.writelines(keep)
-  os.replace(tmp, path)
+  for line in text.splitlines(keepends=True):
+    if not line.endswith("\n"):
+      break
+    if json.loads(line)["step"] <= last_step:
+      keep.append(line)
+  return keep
 
 
 class MetricWriter:
-  """Appends JSON lines to workdir/metrics.jsonl and scalars to TensorBoard (process 0).
-  `resume_step`: drop what was logged after that step (a run resumed from it redoes it)."""
+  """JSON lines in workdir/metrics.jsonl and scalars in TensorBoard (process 0).
+  `resume_step`: drop what was logged after that step (a run resumed from it redoes it).
+  On a local disk each line is appended at once; an object store (gs://) cannot append,
+  so there the file is rewritten whole, at most every `flush_s` seconds and at close()
+  (`append=False` picks that mode anywhere)."""
 
-  def __init__(self, workdir: str, enabled: bool = True, resume_step: int = 0):
+  def __init__(self, workdir: str, enabled: bool = True, resume_step: int = 0, append: bool | None = None,
+               flush_s: float = 30.0):
     self.enabled = enabled
     if not enabled:
       return
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     self._tf = tf
-    path = os.path.join(workdir, "metrics.jsonl")
-    truncate_jsonl(path, resume_step)
-    self._jsonl = open(path, "a")
-    self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+    self._file = path(workdir) / "metrics.jsonl"
+    self._lines = complete_lines(self._file, resume_step)
+    self._append = "://" not in str(self._file) if append is None else append
+    self._flush_s, self._flushed = flush_s, 0.0
+    self._flush()
+    if self._append:
+      self._jsonl = self._file.open("a")
+    self._tb = tf.summary.create_file_writer(str(path(workdir) / "tensorboard"))
+
+  def _flush(self) -> None:
+    _replace(self._file, "".join(self._lines))
+    self._flushed = time.time()
 
   def write(self, step: int, **scalars) -> None:
     if not self.enabled:
       return
-    self._jsonl.write(json.dumps({"step": int(step), **{k: _py(v) for k, v in scalars.items()}}) + "\n")
-    self._jsonl.flush()
+    line = json.dumps({"step": int(step), **{k: _py(v) for k, v in scalars.items()}}) + "\n"
+    if self._append:
+      self._jsonl.write(line)
+      self._jsonl.flush()
+    else:
+      self._lines.append(line)
+      if time.time() - self._flushed >= self._flush_s:
+        self._flush()
     with self._tb.as_default(step=int(step)):
       for k, v in scalars.items():
         if isinstance(v, (int, float)):
@@ -64,7 +104,10 @@ class MetricWriter:
 
   def close(self) -> None:
     if self.enabled:
-      self._jsonl.close()
+      if self._append:
+        self._jsonl.close()
+      else:
+        self._flush()
       self._tb.close()
 
 

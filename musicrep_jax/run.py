@@ -21,28 +21,21 @@ def _differences(old: dict, new: dict) -> list[str]:
   return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
-def _read_json(path: str):
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return None
-
-
 def preflight(config, workdir: str, mode: str, vocab: dict | None = None) -> None:
   """Refuses, before anything is written (a dataset build included), a run that would
   mix with the run already in `workdir`: another model (the checkpoint's identity),
   another dataset, or (given the dataset's `vocab`) another tag vocabulary. The message
   names what differs."""
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
+  folder = progress.path(workdir)
+  if folder.exists() and not folder.is_dir():
     raise errors.ConfigError(f"--workdir={workdir} is a file: give a folder")
-  if not os.path.isdir(workdir):
+  if not folder.is_dir():
     return
-  old_config = _read_json(os.path.join(workdir, "config.json")) or {}
+  old_config = progress.read_json(folder / "config.json") or {}
   if old_config and old_config.get("dataset") != config.dataset and mode == "train":
     raise errors.ConfigError(f"{workdir} holds a run trained on config.dataset={old_config.get('dataset')!r}, not "
                              f"{config.dataset!r}: use a new --workdir (nothing was changed)")
-  old_vocab = _read_json(os.path.join(workdir, "tags.json"))
+  old_vocab = progress.read_json(folder / "tags.json")
   if vocab is not None and old_vocab is not None and old_vocab != vocab:
     diff = "; ".join(_differences(old_vocab, vocab)[:3])
     raise errors.ConfigError(f"{workdir} holds a run with another tag vocabulary ({diff}): the dataset differs; "
@@ -55,12 +48,12 @@ def preflight(config, workdir: str, mode: str, vocab: dict | None = None) -> Non
 
 
 def writable(path: str) -> bool:
-  return os.access(path, os.W_OK)
+  return "://" in path or os.access(path, os.W_OK)  # an object store's permissions show on writing
 
 
 def run(config, workdir: str, mode: str = "train") -> dict:
   """Trains (mode="train") then evaluates; returns the evaluation results."""
-  workdir = os.path.abspath(os.path.expanduser(workdir))
+  workdir = str(progress.path(workdir))  # a local folder or gs://...
   lead = jax.process_index() == 0
   train.check_config(config)  # before a dataset build, which can take minutes
   if not config.baseline:
@@ -68,15 +61,15 @@ def run(config, workdir: str, mode: str = "train") -> dict:
   builder = train.load_dataset(config)
   train.check_config(config, builder)
   if config.baseline:
-    os.makedirs(workdir, exist_ok=True)
+    progress.path(workdir).mkdir(parents=True, exist_ok=True)
     return _baseline(config, builder, workdir, lead)
   setup = train.Setup(config, builder)
   preflight(config, workdir, mode, setup.vocab)
-  if mode == "eval" and os.path.isdir(workdir) and not writable(workdir):  # evaluating someone's read-only run: print, write nothing
+  if mode == "eval" and progress.path(workdir).is_dir() and not writable(workdir):  # evaluating someone's read-only run: print, write nothing
     progress.log(f"{workdir} is read-only: the evaluation is printed, not written", lead)
     lead_writes = False
   else:
-    os.makedirs(workdir, exist_ok=True)
+    progress.path(workdir).mkdir(parents=True, exist_ok=True)
     lead_writes = lead
   if lead_writes:  # what `musicrep_jax.search` needs to use the model without the dataset
     progress.write_json(os.path.join(workdir, "tags.json"), setup.vocab)

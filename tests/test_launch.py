@@ -32,6 +32,21 @@ def test_tpu_vm_dry_run_creates_installs_runs_on_all_workers_and_deletes():
   assert not any("delete" in c for c in kept)
 
 
+def test_tpu_vm_spot_dry_run_requests_queued_spot_capacity_and_shows_the_resume_loop():
+  out = dry("tpu_vm.sh", "--name=s1", "--zone=z1", "--type=v5litepod-16", "--bucket=bkt", "--spot",
+            "--max-attempts=7", "--gcs-direct", "--dry-run")
+  assert out.returncode == 0, out.stderr
+  cmds = commands(out)
+  steps = ["queued-resources create s1 --node-id=s1 --zone=z1 --accelerator-type=v5litepod-16", "wait until:",
+           "tpu-vm scp", "musicrep_jax.main --config=configs/proxy_dis.py:paper --workdir=gs://bkt/runs/proxy_dis",
+           "on preemption", "request it again, reinstall, rerun the same command", "queued-resources delete s1"]
+  found = [next((i for i, c in enumerate(cmds) if s in c), None) for s in steps]
+  assert None not in found and found == sorted(found), (found, cmds)
+  assert cmds[found[0]].endswith("--spot") and "--max-attempts=7" in cmds[found[4]]
+  assert not any("gcsfuse" in c or "tpu-vm create" in c for c in cmds)  # --gcs-direct: no mount; Spot: queued
+  assert "max-attempts" in dry("tpu_vm.sh", "--bucket=bkt", "--spot", "--max-attempts=0", "--dry-run").stderr
+
+
 def test_gpu_node_dry_run_installs_builds_data_and_runs_on_the_chosen_gpus():
   out = dry("gpu_node.sh", "--data=/shared/tfds", "--workdir=/shared/runs/p", "--gpus=0,1,2,3", "--dry-run")
   assert out.returncode == 0, out.stderr

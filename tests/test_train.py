@@ -198,3 +198,24 @@ def test_signal_saves_and_the_rerun_resumes(signum, status, data_dir, tmp_path):
   again = run_module("musicrep_jax.main", *main_args("proxy.py:smoke", tmp_path, data_dir, "--config.train.max_epochs=1"),
                      check=False)
   assert f"resuming from step {step}" in again.stdout
+
+
+def test_metric_writer_in_object_store_mode_rewrites_the_file_and_keeps_a_resume_consistent(tmp_path):
+  # The mode used for gs:// workdirs (no appends), through the same etils.epath layer, here on a local path.
+  from musicrep_jax import progress  # pylint: disable=import-outside-toplevel
+  writer = progress.MetricWriter(str(tmp_path), append=False, flush_s=3600)
+  for step in range(1, 6):
+    writer.write(step, loss=1.0 / step)
+  assert (tmp_path / "metrics.jsonl").read_text() == ""  # not flushed yet: at most every flush_s
+  writer.close()
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [l["step"] for l in lines] == [1, 2, 3, 4, 5] and lines[1]["loss"] == 0.5
+  with open(tmp_path / "metrics.jsonl", "a") as f:
+    f.write('{"step": 6, "lo')  # a line cut off by a kill
+  writer = progress.MetricWriter(str(tmp_path), append=False, flush_s=0, resume_step=3)
+  writer.write(4, loss=9.0)
+  assert [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+  writer.close()
+  progress.write_json(str(tmp_path / "x.json"), {"a": 1})
+  assert progress.read_json(str(tmp_path / "x.json")) == {"a": 1} and progress.read_json(str(tmp_path / "no.json")) is None
+  assert not [p for p in os.listdir(tmp_path) if ".tmp" in p]  # the temporary files were renamed over
