@@ -49,6 +49,52 @@ def test_rendering_is_deterministic_in_the_seed():
   assert not np.array_equal(a, c)
 
 
+FLUID_R3 = os.environ.get("MUSICREP_JAX_TEST_SOUNDFONT", "/usr/share/sounds/sf2/FluidR3_GM.sf2")
+
+
+def _fresh_synth_render(spec, soundfont):
+  """Reference: the notes through tinysoundfont's public Synth, parsed afresh for this track."""
+  import tinysoundfont  # pylint: disable=import-outside-toplevel
+  s = tinysoundfont.Synth(samplerate=features.SAMPLE_RATE, gain=-6.0)
+  sfid = s.sfload(soundfont)
+  for ch, program in enumerate(spec.programs):
+    if program >= 0:
+      s.program_select(ch, sfid, 0, program)
+  s.program_select(synth.DRUM_CHANNEL, sfid, 128, 0, is_drums=True)
+  sr, events = features.SAMPLE_RATE, []
+  for onset, length, ch, key, velocity in synth.compose(spec):
+    events += [(int(onset * sr), 1, ch, key, velocity), (int((onset + max(length, 0.03)) * sr), 0, ch, key, 0)]
+  total, pos, out = int(spec.duration * sr), 0, []
+  for sample, is_on, ch, key, velocity in sorted(events):
+    sample = min(sample, total)
+    if sample > pos:
+      out.append(np.frombuffer(s.generate(sample - pos), np.float32))
+      pos = sample
+    s.noteon(ch, key, velocity) if is_on else s.noteoff(ch, key)  # pylint: disable=expression-not-assigned
+  out.append(np.frombuffer(s.generate(total - pos), np.float32))
+  return np.concatenate(out).reshape(-1, 2).mean(axis=1)
+
+
+@pytest.mark.parametrize("soundfont", ["bundled", FLUID_R3])
+def test_a_track_renders_the_same_whatever_the_process_rendered_before(soundfont):
+  # The soundfont is parsed once per process and each track renders on a fresh copy: the
+  # result must equal a synthesizer parsed afresh for that track, before and after others.
+  if soundfont == "bundled":
+    soundfont = synth.default_soundfont()
+  elif not os.path.exists(soundfont):
+    pytest.skip(f"{soundfont} is absent (Debian/Ubuntu: apt install fluid-soundfont-gm, or set "
+                "MUSICREP_JAX_TEST_SOUNDFONT to another SF2)")
+  spec = synth.sample_track_spec(31, 4.0)
+  first = synth.render_notes(synth.compose(spec), spec.programs, spec.duration, features.SAMPLE_RATE, soundfont)
+  for seed in (32, 33):  # long notes still sounding at the end of these must not leak
+    other = synth.sample_track_spec(seed, 2.0)
+    synth.render_notes(synth.compose(other), other.programs, other.duration, features.SAMPLE_RATE, soundfont)
+  again = synth.render_notes(synth.compose(spec), spec.programs, spec.duration, features.SAMPLE_RATE, soundfont)
+  np.testing.assert_array_equal(first, again)
+  np.testing.assert_array_equal(first, _fresh_synth_render(spec, soundfont))
+  assert np.abs(first).max() > 1e-3
+
+
 def test_every_combination_is_possible_and_tags_co_occur():
   specs = [synth.sample_track_spec(s, 1.0) for s in range(3000)]
   genre_era = {(s.genre, s.era) for s in specs}

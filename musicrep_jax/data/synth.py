@@ -374,36 +374,43 @@ def default_soundfont() -> str:
   return os.path.join(os.path.dirname(pretty_midi.__file__), "TimGM6mb.sf2")
 
 
-@functools.lru_cache(maxsize=4)
-def _soundfont_bytes(soundfont: str) -> bytes:
-  with open(soundfont, "rb") as f:
-    return f.read()
-
-
-def _synth(soundfont: str, sample_rate: int):
-  """A fresh synthesizer: voices released by a previous track would leak into the next
-  one and break determinism (loading from cached bytes costs about 20 ms)."""
+@functools.lru_cache(maxsize=2)
+def _parsed(soundfont: str):
+  """The soundfont parsed once per process: a 148 MB General MIDI soundfont takes about
+  a second to parse, far longer than a track takes to render."""
   try:
-    import tinysoundfont  # pylint: disable=import-outside-toplevel
+    from tinysoundfont import _tinysoundfont  # pylint: disable=import-outside-toplevel
   except ImportError as e:
     raise ImportError("synth_music renders with tinysoundfont: `pip install --no-deps tinysoundfont` "
                       "(its pyaudio requirement is for live playback only)") from e
-  synth = tinysoundfont.Synth(samplerate=sample_rate, gain=-6.0)
   try:
-    sfid = synth.sfload(_soundfont_bytes(soundfont))
+    return _tinysoundfont.SoundFont(soundfont)
   except Exception as e:
     raise errors.DatasetError(f"{soundfont} is not a readable SF2/SF3 soundfont ({e})") from e
-  return synth, sfid
+
+
+def _synth(soundfont: str, sample_rate: int):
+  """A synthesizer in its initial state (no voices, default channels) that shares the
+  parsed soundfont: TinySoundFont's copy constructor, made for independent playbacks.
+  A track's released voices never reach the next track, so rendering is deterministic
+  per track whatever was rendered before in the process."""
+  from tinysoundfont import _tinysoundfont  # pylint: disable=import-outside-toplevel
+  synth = _tinysoundfont.SoundFont(_parsed(soundfont))
+  synth.set_output(_tinysoundfont.OutputMode.StereoInterleaved, sample_rate, -6.0)
+  synth.set_max_voices(256)
+  return synth
 
 
 def render_notes(notes: list[Note], programs: Sequence[int], duration: float,
                  sample_rate: int, soundfont: str) -> np.ndarray:
   """Mono float32 audio of the note events, rendered with tinysoundfont."""
-  synth, sfid = _synth(soundfont, sample_rate)
+  synth = _synth(soundfont, sample_rate)
   for ch, program in enumerate(programs):
     if program >= 0:
-      synth.program_select(ch, sfid, 0, program)
-  synth.program_select(DRUM_CHANNEL, sfid, 128, 0, is_drums=True)
+      synth.channel_set_bank(ch, 0)
+      synth.channel_set_preset_number(ch, program, False)
+  synth.channel_set_bank(DRUM_CHANNEL, 128)
+  synth.channel_set_preset_number(DRUM_CHANNEL, 0, True)
   events = []
   for onset, length, ch, key, velocity in notes:
     events.append((int(onset * sample_rate), 1, ch, key, velocity))
@@ -415,14 +422,14 @@ def render_notes(notes: list[Note], programs: Sequence[int], duration: float,
   for sample, is_on, ch, key, velocity in events:
     sample = min(sample, total)
     if sample > pos:
-      out[pos:sample] = np.frombuffer(synth.generate(sample - pos), np.float32).reshape(-1, 2)
+      synth.render(memoryview(out[pos:sample]).cast("B"))
       pos = sample
     if is_on:
-      synth.noteon(ch, key, velocity)
+      synth.channel_note_on(ch, key, velocity / 127.0)
     else:
-      synth.noteoff(ch, key)
+      synth.channel_note_off(ch, key)
   if pos < total:
-    out[pos:] = np.frombuffer(synth.generate(total - pos), np.float32).reshape(-1, 2)
+    synth.render(memoryview(out[pos:]).cast("B"))
   return out.mean(axis=1)
 
 
