@@ -27,12 +27,36 @@ def test_bench_two_seeds_mean_sd_cells_reuse_and_partial_tables(data_dir, tmp_pa
   for png in ("retrieval_tagging.png", "triplets.png", "time_ratio.png", "training_curves.png", "subspaces.png",
               "quality_vs_cost.png"):
     assert (tmp_path / png).stat().st_size > 1000, png
+  found = (tmp_path / "findings.md").read_text()
+  assert "## The paper's findings" in found and "PARTIAL" not in found  # its pairs need other models: none here
   second = run_module(*args)
   assert second.stdout.count("reusing") == 4 and "done in" not in second.stdout
   # A run that is missing (its small files not there): the table is marked partial.
   (tmp_path / "runs" / "proxy_dis-seed1" / "eval.json").unlink()
   third = run_module(*args, "--report_only")
   assert "PARTIAL: 1 run(s) missing" in third.stdout and "proxy_dis-seed1" in (tmp_path / "table.md").read_text()
+  assert (tmp_path / "findings.md").read_text().startswith("**PARTIAL**")
+
+
+def test_findings_verdicts_follow_a_paired_t_test_over_seeds():
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from musicrep_jax.tools import findings  # pylint: disable=import-outside-toplevel
+  def runs(a, b):  # R@1 per seed of two models
+    return {"A": {s: {"recall_at_k/1": v} for s, v in enumerate(a)}, "B": {s: {"recall_at_k/1": v} for s, v in enumerate(b)}}
+  claim = (findings.Finding("A beats B", "recall_at_k/1", (("A", "B"),), scale=100),)
+  a, b = [0.70, 0.72, 0.71], [0.60, 0.61, 0.615]
+  d = np.subtract(a, b)
+  t = d.mean() / (d.std(ddof=1) / np.sqrt(3))  # the paired t statistic, from its formula
+  from scipy import stats  # pylint: disable=import-outside-toplevel
+  (row,) = findings.evaluate(runs(a, b), claim)
+  assert row["verdict"] == "reproduces" and row["pairs"][0]["p"] == pytest.approx(2 * stats.t.sf(abs(t), 2))
+  assert row["pairs"][0]["mean"] == pytest.approx(100 * d.mean()) and row["pairs"][0]["same_sign"] == 3
+  assert findings.evaluate(runs(b, a), claim)[0]["verdict"] == "does not reproduce"
+  assert findings.evaluate(runs([0.70, 0.60, 0.72], [0.65, 0.66, 0.64]), claim)[0]["verdict"] == "inconclusive"
+  assert findings.evaluate(runs(a[:1], b[:1]), claim)[0]["verdict"] == "inconclusive"  # one seed: no spread
+  small = (findings.Finding("A costs little", "recall_at_k/1", (("A", "B"),), scale=100, margin=2.0),)
+  assert findings.evaluate(runs([0.700, 0.701, 0.699], [0.695, 0.697, 0.696]), small)[0]["verdict"] == "reproduces"
+  assert findings.evaluate(runs(a, b), small)[0]["verdict"] == "does not reproduce"
 
 
 def test_training_cost_in_flops_does_not_depend_on_load(smoke_builder):

@@ -99,6 +99,20 @@ def load_run(workdir: str) -> dict:
   return result
 
 
+def write_findings(finished: dict[str, list[str]], out: str, missing: list[str]) -> None:
+  """OUT/findings.md: the paper's findings (and the extended rows') as paired tests over seeds."""
+  from musicrep_jax.evaluate import flatten  # pylint: disable=import-outside-toplevel
+  from musicrep_jax.tools import findings  # pylint: disable=import-outside-toplevel
+  runs = {}
+  for name, ds in finished.items():
+    for d in ds:
+      runs.setdefault(name, {})[int(d.rsplit("-seed", 1)[1])] = flatten(load_run(d))
+  with open(os.path.join(out, "findings.md"), "w") as f:
+    f.write(("**PARTIAL** (runs missing; see table.md).\n\n" if missing else "") + findings.__doc__.split("\n\n", 1)[1]
+            + "\n## The paper's findings\n\n" + findings.markdown(findings.evaluate(runs, findings.PAPER))
+            + "\n## Extended rows\n\n" + findings.markdown(findings.evaluate(runs, findings.EXTENDED)))
+
+
 def measure_step_costs(names: list[str], out: str) -> dict[str, float]:
   """{config: seconds per step}, all measured in one process (perf --step_cost_json);
   reused from OUT/step_cost.json when it has them all."""
@@ -153,7 +167,9 @@ def main(argv):
     writer.writeheader()
     writer.writerows(rows)
   report.plots(rows, {n: finished[n] for n in results}, out)
+  write_findings(finished, out, missing)
   print(open(os.path.join(out, "table.md")).read())
+  print(open(os.path.join(out, "findings.md")).read())
   print(f"[bench] wrote {out}/table.md, table.csv and plots" + (f"; PARTIAL: {len(missing)} run(s) missing" if missing else ""))
   if failure is not None:
     print(f"error: {failure}", file=sys.stderr)

@@ -1,0 +1,138 @@
+"""The paper's findings tested over seeds: for each, paired differences (same seed, two
+models, or two spaces of one model), their mean and standard deviation, a paired t-test
+and a verdict.
+
+A verdict is "reproduces" when every pair behind a finding differs in the paper's
+direction with p < 0.05 (two-sided paired t-test over seeds), "does not reproduce" when
+every pair differs significantly the other way, and "inconclusive" otherwise (too few
+seeds, mixed or non-significant differences). With three seeds a paired t-test has two
+degrees of freedom: only large, consistent differences pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from scipy import stats
+
+ALPHA = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+  claim: str
+  metric: str  # a name of evaluate.flatten(eval.json), or "log_gflop_to_best"
+  pairs: tuple  # ((A, B), ...): the claim says A > B on the metric (B may be a second metric of A: "A:metric")
+  scale: float = 1.0
+  margin: float | None = None  # a "costs little" claim: A - B < margin (scaled units)
+
+
+PAPER = (
+    Finding("Metric learning costs more training: log(FLOPs to the best validation loss), triplet over "
+            "classification (paper: 1.87-3.05x, log 0.63-1.12)", "log_gflop_to_best",
+            (("triplet", "class"), ("triplet_dis", "class_dis"), ("triplet_paper", "class"),
+             ("triplet_dis_paper", "class_dis"))),
+    Finding("Classification and proxy models beat triplets on retrieval (R@1, points)", "recall_at_k/1",
+            (("proxy", "triplet"), ("class", "triplet"), ("proxy_dis", "triplet_dis"), ("class_dis", "triplet_dis"),
+             ("proxy_dis", "triplet_dis_paper"), ("class_dis", "triplet_dis_paper")), scale=100),
+    Finding("... and on auto-tagging (ROC-AUC)", "roc_auc",
+            (("proxy", "triplet"), ("class", "triplet"), ("proxy_dis", "triplet_dis"), ("class_dis", "triplet_dis"),
+             ("proxy_dis", "triplet_dis_paper"), ("class_dis", "triplet_dis_paper"))),
+    Finding("Disentangled subspaces beat the complete space on tag triplets (same model)",
+            "triplet_acc/subspace/overall",
+            (("triplet_dis", "triplet_dis:triplet_acc/complete/overall"),
+             ("proxy_dis", "proxy_dis:triplet_acc/complete/overall"),
+             ("class_dis", "class_dis:triplet_acc/complete/overall"),
+             ("triplet_dis_paper", "triplet_dis_paper:triplet_acc/complete/overall"))),
+    Finding("Disentanglement costs little in retrieval: entangled minus disentangled R@1 below "
+            "2 points (the 95% interval's upper end)", "recall_at_k/1",
+            (("proxy", "proxy_dis"), ("class", "class_dis"), ("triplet", "triplet_dis")), scale=100, margin=2.0),
+    Finding("Vanilla classification falls behind the normalised one in retrieval (cosine R@1)", "recall_at_k/1",
+            (("class", "class_vanilla"),), scale=100),
+    Finding("Track regularisation helps track triplets", "track_triplet_acc",
+            (("triplet_dis_track", "triplet_dis"), ("triplet_dis_track_paper", "triplet_dis_paper"))),
+)
+
+EXTENDED = (
+    Finding("Proxy-NCA against the sigmoid proxy loss on retrieval (R@1)", "recall_at_k/1",
+            (("proxy_nca", "proxy"), ("proxy_nca_dis", "proxy_dis")), scale=100),
+    Finding("Batch-hard triplets against label-conditioned triplets on retrieval (R@1)", "recall_at_k/1",
+            (("triplet_bh", "triplet"), ("triplet_bh_dis", "triplet_dis")), scale=100),
+)
+
+
+def _value(flat: dict, metric: str):
+  if metric == "log_gflop_to_best":
+    steps, flops = flat.get("steps_to_best"), flat.get("flops_per_step")
+    return math.log(steps * flops / 1e9) if steps and flops else None
+  return flat.get(metric)
+
+
+def paired(runs: dict[str, dict[int, dict]], a: str, b: str, metric: str) -> tuple[list[int], np.ndarray]:
+  """(seeds, A - B per seed) over the seeds both have; `b` may be "config:metric"."""
+  b_name, b_metric = (b.split(":", 1) + [metric])[:2]
+  seeds, diffs = [], []
+  for seed in sorted(set(runs.get(a, {})) & set(runs.get(b_name, {}))):
+    va, vb = _value(runs[a][seed], metric), _value(runs[b_name][seed], b_metric)
+    if va is not None and vb is not None:
+      seeds.append(seed)
+      diffs.append(va - vb)
+  return seeds, np.array(diffs, float)
+
+
+def paired_test(diffs: np.ndarray, margin: float | None = None) -> tuple[float | None, str]:
+  """(p of the two-sided paired t-test, verdict) for the differences A - B: the claim is
+  A > B, or with `margin` that A - B < margin (the 95% t-interval of the mean difference
+  below the margin: reproduces; entirely at or above it: does not)."""
+  if len(diffs) < 2:
+    return None, "inconclusive"
+  if margin is not None:
+    half = stats.t.ppf(0.975, len(diffs) - 1) * diffs.std(ddof=1) / math.sqrt(len(diffs))
+    p = float(stats.ttest_1samp(diffs, 0.0).pvalue) if diffs.std() > 0 else None
+    if diffs.mean() + half < margin:
+      return p, "reproduces"
+    return p, "does not reproduce" if diffs.mean() - half >= margin else "inconclusive"
+  if np.all(diffs == diffs[0]):
+    p = 0.0 if diffs[0] != 0 else 1.0
+  else:
+    p = float(stats.ttest_1samp(diffs, 0.0).pvalue)
+  if p < ALPHA:
+    return p, "reproduces" if diffs.mean() > 0 else "does not reproduce"
+  return p, "inconclusive"
+
+
+def evaluate(runs: dict[str, dict[int, dict]], findings=PAPER) -> list[dict]:
+  """One dict per finding: its pairs' statistics and the finding's verdict."""
+  out = []
+  for f in findings:
+    rows = []
+    for a, b in f.pairs:
+      seeds, d = paired(runs, a, b, f.metric)
+      if not seeds:
+        continue
+      p, verdict = paired_test(d, None if f.margin is None else f.margin / f.scale)
+      label = f"{a}: {f.metric.split('/')[1]} - {b.split('/')[1]}" if ":" in b else f"{a} - {b}"
+      rows.append({"a": a, "b": b, "label": label, "seeds": seeds, "mean": float(d.mean()) * f.scale,
+                   "sd": float(d.std(ddof=1)) * f.scale if len(d) > 1 else None, "p": p, "verdict": verdict,
+                   "same_sign": int(max((d > 0).sum(), (d < 0).sum()))})
+    verdicts = {r["verdict"] for r in rows}
+    verdict = verdicts.pop() if len(verdicts) == 1 and rows else "inconclusive"
+    out.append({"claim": f.claim, "metric": f.metric, "pairs": rows, "verdict": verdict})
+  return out
+
+
+def markdown(results: list[dict]) -> str:
+  lines = ["| finding | A - B (paired over seeds) | mean ± sd | same sign | p | pair verdict |",
+           "|---|---|---|---|---|---|"]
+  for i, r in enumerate(results, 1):
+    head = f"{i}. {r['claim']}: **{r['verdict']}**"
+    if not r["pairs"]:
+      lines.append(f"| {head} | no finished pair | | | | |")
+    for j, p in enumerate(r["pairs"]):
+      sd = f" ± {p['sd']:.3g}" if p["sd"] is not None else ""
+      pval = f"{p['p']:.3g}" if p["p"] is not None else "-"
+      lines.append(f"| {head if j == 0 else ''} | {p['label']} | {p['mean']:+.3g}{sd} | "
+                   f"{p['same_sign']}/{len(p['seeds'])} | {pval} | {p['verdict']} |")
+  return "\n".join(lines) + "\n"
