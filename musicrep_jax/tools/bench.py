@@ -99,18 +99,55 @@ def load_run(workdir: str) -> dict:
   return result
 
 
+DISTANCES = ("cosine", "euclidean", "dot")
+
+
+def distance_figures(workdir: str) -> dict | None:
+  """workdir/distances.json: recall@K and norm statistics of the run's test embeddings
+  under each distance (does vanilla classification's unnormalised embedding collapse
+  when compared by euclidean or dot distance?). Computed once, from
+  test_embeddings.npz; None when neither file is there."""
+  path = os.path.join(workdir, "distances.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)
+  npz = os.path.join(workdir, "test_embeddings.npz")
+  if not os.path.exists(npz):
+    return None
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from musicrep_jax import metrics  # pylint: disable=import-outside-toplevel
+  from musicrep_jax import progress  # pylint: disable=import-outside-toplevel
+  data = np.load(npz)
+  figures = {d: metrics.recall_at_k(data["embeddings"], data["labels"], distance=d) for d in DISTANCES}
+  figures["embedding_stats"] = metrics.embedding_stats(data["embeddings"])
+  progress.write_json(path, figures)
+  return figures
+
+
 def write_findings(finished: dict[str, list[str]], out: str, missing: list[str]) -> None:
   """OUT/findings.md: the paper's findings (and the extended rows') as paired tests over seeds."""
   from musicrep_jax.evaluate import flatten  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
   from musicrep_jax.tools import findings  # pylint: disable=import-outside-toplevel
   runs = {}
   for name, ds in finished.items():
     for d in ds:
       runs.setdefault(name, {})[int(d.rsplit("-seed", 1)[1])] = flatten(load_run(d))
+  rows = []
+  for name, ds in finished.items():
+    figs = [f for f in (distance_figures(d) for d in ds) if f]
+    if figs and not name.startswith("baseline_random"):
+      r1 = {d: [100 * f[d]["1"] for f in figs] for d in DISTANCES}
+      cv = [f["embedding_stats"]["norm_cv"] for f in figs]
+      rows.append(f"| {name} | " + " | ".join(f"{np.mean(v):.1f} ± {np.std(v):.1f}" for v in r1.values())
+                  + f" | {np.mean(cv):.2f} | {len(figs)} |")
   with open(os.path.join(out, "findings.md"), "w") as f:
     f.write(("**PARTIAL** (runs missing; see table.md).\n\n" if missing else "") + findings.__doc__.split("\n\n", 1)[1]
             + "\n## The paper's findings\n\n" + findings.markdown(findings.evaluate(runs, findings.PAPER))
-            + "\n## Extended rows\n\n" + findings.markdown(findings.evaluate(runs, findings.EXTENDED)))
+            + "\n## Extended rows\n\n" + findings.markdown(findings.evaluate(runs, findings.EXTENDED))
+            + "\n## Retrieval by distance (R@1, test split; from each run's distances.json)\n\n"
+            + "| model | cosine | euclidean | dot | norm CV | seeds |\n|---|---|---|---|---|---|\n"
+            + "\n".join(rows) + "\n")
 
 
 def measure_step_costs(names: list[str], out: str) -> dict[str, float]:
