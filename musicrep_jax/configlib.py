@@ -138,7 +138,10 @@ def check(config: ml_collections.ConfigDict, devices: int, train_tracks: int | N
       raise errors.ConfigError(f"config.{k}={_key(config, k)!r} is unknown: choose one of {', '.join(allowed)}")
   unknown = [t for t in config.eval.tasks if t not in tasks]
   if unknown:
-    raise errors.ConfigError(f"config.eval.tasks names {', '.join(map(repr, unknown))}: choose from {', '.join(tasks)}")
+    hint = (" (a list on the command line is a tuple: --config.eval.tasks=\"('tagging','track_triplets')\")"
+            if any("," in t for t in unknown) else "")
+    raise errors.ConfigError(f"config.eval.tasks names {', '.join(map(repr, unknown))}: choose from "
+                             f"{', '.join(tasks)}{hint}")
   if config.train.plateau_factor <= 1:
     raise errors.ConfigError(f"config.train.plateau_factor={config.train.plateau_factor} must exceed 1 "
                              "(lr is divided by it)")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import re
 import sys
 
@@ -307,6 +308,9 @@ class Index:
         st = os.stat(f)
       except OSError as e:  # a dangling link, a file removed meanwhile
         skipped[f] = f"cannot be read ({e.strerror})"
+        continue
+      if not stat.S_ISREG(st.st_mode):  # opening a named pipe would wait for a writer forever
+        skipped[f] = "not a regular file (a named pipe, socket or device)"
         continue
       files.append(f)
       stamps.append((st.st_size, st.st_mtime_ns))

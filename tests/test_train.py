@@ -83,11 +83,13 @@ def test_class_config_is_the_proxy_config():
 
 @pytest.mark.parametrize("config", EXTENDED)
 def test_extended_config_trains(config, data_dir, tmp_path):
-  run_module("musicrep_jax.main", *main_args(config + ".py:smoke", tmp_path, data_dir))
+  # Two epochs and the tagging task: the full evaluation is tested on the paper's configs above.
+  run_module("musicrep_jax.main", *main_args(config + ".py:smoke", tmp_path, data_dir, "--config.train.max_epochs=2",
+                                             "--config.eval.tasks=('tagging',)"))
   result = json.load(open(tmp_path / "eval.json"))
   assert 0.0 <= result["roc_auc"] <= 1.0
   losses = [json.loads(l)["loss"] for l in open(tmp_path / "metrics.jsonl") if '"loss"' in l]
-  assert len(losses) >= 6 and all(np.isfinite(losses))
+  assert len(losses) >= 4 and all(np.isfinite(losses))
 
 
 STEP_SCRIPT = """
