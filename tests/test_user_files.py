@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO
+from conftest import REPO, run_python
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the real commands
 
@@ -448,36 +448,41 @@ def test_edited_corpus_is_rebuilt_not_reported_stale(world, tmp_path):
   assert second.returncode == 0 and "(train: 8, validation: 4;" in second.stdout, second.stdout
 
 
+# `search index` as its command line runs it, with one change: the 40th file's decoding
+# first sends the process SIGINT (a Ctrl-C in the third batch of 16, on any machine speed).
+CTRL_C_AT_40 = """
+import os, runpy, signal, sys
+from musicrep_jax.data import audio
+decode, calls = audio.decode, [0]
+def decode_after_ctrl_c_at_40(path, **kwargs):
+  calls[0] += 1
+  if calls[0] == 40:
+    os.kill(os.getpid(), signal.SIGINT)
+  return decode(path, **kwargs)
+audio.decode = decode_after_ctrl_c_at_40
+sys.argv[0] = "search"
+runpy.run_module("musicrep_jax.search", run_name="__main__")
+"""
+
+
 def test_ctrl_c_during_index_keeps_what_was_embedded_and_a_named_pipe_is_skipped(world, tmp_path):
-  """Ctrl-C as soon as a batch of 16 is embedded (of 319 files): the index keeps what was
-  embedded, and the rerun embeds the rest. A named pipe among the files (opening it
-  would wait for a writer forever) is listed as skipped, not opened."""
-  import re  # pylint: disable=import-outside-toplevel
-  import signal  # pylint: disable=import-outside-toplevel
+  """Ctrl-C in the third batch: the index keeps the two batches embedded, and the rerun
+  embeds the rest. A named pipe among the files (opening it would wait for a writer
+  forever) is listed as skipped, not opened."""
   music = tmp_path / "music"
   os.makedirs(music)
   t = np.arange(16000 * 4) / 16000
-  for i in range(320):
-    if i == 40:
-      os.mkfifo(music / f"s{i:03d}.wav")
+  for i in range(64):
+    if i == 20:
+      os.mkfifo(music / f"s{i:02d}.wav")
     else:
-      sf.write(music / f"s{i:03d}.wav", 0.2 * np.sin(2 * np.pi * (100 + 3 * i) * t), 16000)
+      sf.write(music / f"s{i:02d}.wav", 0.2 * np.sin(2 * np.pi * (100 + 13 * i) * t), 16000)
   index = tmp_path / "x.npz"
-  cmd = [sys.executable, "-m", SEARCH, "index", f"--workdir={world['run']}", f"--audio={music}", f"--out={index}"]
-  proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-  seen = ""
-  while proc.poll() is None:  # the progress bar (which skips some counts when it is fast)
-    seen += proc.stderr.read(1)
-    if any(int(n) >= 16 for n in re.findall(r"(\d+)/319", seen)):
-      proc.send_signal(signal.SIGINT)
-      break
-  stdout, stderr = proc.communicate(timeout=300)
-  assert proc.returncode == 130, (seen + stderr)[-2000:]
-  assert "rerun the same command" in stderr and "Traceback" not in stderr, stderr[-2000:]
-  kept = int(re.search(r"interrupted: (\d+) files are in", stderr).group(1))
-  assert 16 <= kept < 319, kept
-  assert not os.path.exists(str(index) + ".lock")
-  again = run(SEARCH, "index", f"--workdir={world['run']}", f"--audio={music}", f"--out={index}")
-  assert f": 319 files ({319 - kept} embedded now)" in again.stdout, again.stdout
-  assert "s040.wav: not a regular file" in again.stdout, again.stdout
+  args = ("index", f"--workdir={world['run']}", f"--audio={music}", f"--out={index}")
+  out = run_python("-c", CTRL_C_AT_40, *args, check=False)
+  assert out.returncode == 130, out.stderr[-2000:]
+  assert "interrupted: 32 files are in" in out.stderr and "rerun the same command" in out.stderr, out.stderr[-2000:]
+  assert "Traceback" not in out.stderr and not os.path.exists(str(index) + ".lock")
+  again = run(SEARCH, *args)
+  assert ": 63 files (31 embedded now)" in again.stdout, again.stdout
+  assert "s20.wav: not a regular file" in again.stdout, again.stdout
