@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import re
+import signal
+import stat
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -332,21 +333,33 @@ class Index:
       else:
         todo.append(i)
     bar = tqdm(total=len(todo), unit="file", desc="embedding", disable=not verbose or not todo)
-    interrupted = False
+    # Ctrl-C sets a flag that the loop reads between files (an exception raised inside a
+    # decoder could be caught there): the files embedded so far are saved.
+    stop = []
+    try:
+      previous = signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    except ValueError:  # not the main thread
+      previous = None
     try:
       for start in range(0, len(todo), batch_files):
         decoded, rows = [], []
         for i in todo[start: start + batch_files]:
+          if stop:
+            break
           try:
             decoded.append(audio_lib.decode(files[i]))
             rows.append(i)
           except audio_lib.BadAudio as e:
             skipped[files[i]] = str(e)
+        if stop:
+          break
         if decoded:
           emb[rows], done[rows] = model.embed(decoded), True
         bar.update(len(todo[start: start + batch_files]))
-    except KeyboardInterrupt:
-      interrupted = True
+    finally:
+      if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+    interrupted = bool(stop)
     bar.close()
     index = cls(path, [f for f, k in zip(files, done) if k], stamps[done], emb[done], model.dims, model.disentangled,
                 model.workdir, skipped, model_step=model.step, model_digest=model.digest)
