@@ -124,15 +124,15 @@ def distance_figures(workdir: str) -> dict | None:
   return figures
 
 
-def write_findings(finished: dict[str, list[str]], out: str, missing: list[str]) -> None:
-  """OUT/findings.md: the paper's findings (and the extended rows') as paired tests over seeds."""
+def write_findings(finished: dict[str, list[str]], results: dict[str, list[dict]], out: str,
+                   missing: list[str]) -> None:
+  """OUT/findings.md: the paper's findings (and the extended rows') as paired tests over
+  seeds. results: the runs of `finished` as load_run read them, in the same order."""
   from musicrep_jax.evaluate import flatten  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   from musicrep_jax.tools import findings  # pylint: disable=import-outside-toplevel
-  runs = {}
-  for name, ds in finished.items():
-    for d in ds:
-      runs.setdefault(name, {})[int(d.rsplit("-seed", 1)[1])] = flatten(load_run(d))
+  runs = {name: {int(d.rsplit("-seed", 1)[1]): flatten(r) for d, r in zip(finished[name], rs)}
+          for name, rs in results.items()}
   rows = []
   for name, ds in finished.items():
     figs = [f for f in (distance_figures(d) for d in ds) if f]
@@ -204,7 +204,7 @@ def main(argv):
     writer.writeheader()
     writer.writerows(rows)
   report.plots(rows, {n: finished[n] for n in results}, out)
-  write_findings(finished, out, missing)
+  write_findings(finished, results, out, missing)
   print(open(os.path.join(out, "table.md")).read())
   print(open(os.path.join(out, "findings.md")).read())
   print(f"[bench] wrote {out}/table.md, table.csv and plots" + (f"; PARTIAL: {len(missing)} run(s) missing" if missing else ""))
