@@ -64,6 +64,7 @@ def _quiet_dependency_logs():
   if errors.debug():
     yield
     return
+  _drop_closed_loop_callbacks()
   before = logging.get_verbosity()
   asyncio_log = py_logging.getLogger("asyncio")  # "Task exception was never retrieved" of a failed read
   asyncio_before = asyncio_log.level
@@ -75,6 +76,32 @@ def _quiet_dependency_logs():
     gc.collect()  # the failed read's futures are collected (and their errors dropped) while quiet
     logging.set_verbosity(before)
     asyncio_log.setLevel(asyncio_before)
+
+
+def _is_closed_loop_error(exc_type, exc) -> bool:
+  return exc_type is RuntimeError and str(exc) == "Event loop is closed"
+
+
+def _drop_closed_loop_callbacks() -> None:
+  """A failed TensorStore read leaves futures that complete after Orbax closed its event
+  loop; their callbacks then print "RuntimeError: Event loop is closed" tracebacks from a
+  background thread (through sys.excepthook, or the unraisable hook), at any moment up
+  to the exit. Those tracebacks, and only those, are dropped for the rest of the process."""
+  import sys  # pylint: disable=import-outside-toplevel
+  if getattr(sys.excepthook, "_musicrep_jax", False):
+    return
+  excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
+
+  def quiet_excepthook(exc_type, exc, tb):
+    if not _is_closed_loop_error(exc_type, exc):
+      excepthook(exc_type, exc, tb)
+
+  def quiet_unraisablehook(unraisable):
+    if not _is_closed_loop_error(unraisable.exc_type, unraisable.exc_value):
+      unraisablehook(unraisable)
+
+  quiet_excepthook._musicrep_jax = True  # pylint: disable=protected-access
+  sys.excepthook, sys.unraisablehook = quiet_excepthook, quiet_unraisablehook
 
 
 def _steps(workdir: str) -> list[int]:
