@@ -9,8 +9,11 @@ when complete, so a checkpoint cut off by a kill is never restored.
 from __future__ import annotations
 
 import contextlib
+import logging
 import json
 import os
+import sys
+import threading
 from typing import Any
 
 from etils import epath
@@ -64,7 +67,7 @@ def _quiet_dependency_logs():
   if errors.debug():
     yield
     return
-  _drop_closed_loop_callbacks()
+  _drop_late_reports()
   before = logging.get_verbosity()
   asyncio_log = py_logging.getLogger("asyncio")  # "Task exception was never retrieved" of a failed read
   asyncio_before = asyncio_log.level
@@ -78,30 +81,55 @@ def _quiet_dependency_logs():
     asyncio_log.setLevel(asyncio_before)
 
 
-def _is_closed_loop_error(exc_type, exc) -> bool:
-  return exc_type is RuntimeError and str(exc) == "Event loop is closed"
+_GAVE_UP_ON: set[str] = set()  # checkpoints reported unreadable: later noise about them is dropped
 
 
-def _drop_closed_loop_callbacks() -> None:
-  """A failed TensorStore read leaves futures that complete after Orbax closed its event
-  loop; their callbacks then print "RuntimeError: Event loop is closed" tracebacks from a
-  background thread (through sys.excepthook, or the unraisable hook), at any moment up
-  to the exit. Those tracebacks, and only those, are dropped for the rest of the process."""
-  import sys  # pylint: disable=import-outside-toplevel
+def _about_a_failed_read(exc_type, exc, text: str = "") -> bool:
+  """A late report of a read this process already gave up on (and said so in one line):
+  a callback of a failed TensorStore read that found Orbax's event loop closed, or an
+  exception or log record that names one of those checkpoints."""
+  if exc_type is RuntimeError and str(exc) == "Event loop is closed":
+    return True
+  text = f"{text} {exc!r}" if exc is not None else text
+  return any(path in text for path in _GAVE_UP_ON)
+
+
+class _DropFailedReads(logging.Filter):
+  def filter(self, record):
+    exc = record.exc_info[1] if record.exc_info else None
+    return not _about_a_failed_read(type(exc), exc, record.getMessage())
+
+
+def _drop_late_reports() -> None:
+  """A failed TensorStore read leaves futures and tasks that finish or are collected after
+  Orbax has moved on: asyncio logs "Task exception was never retrieved", callbacks print
+  "Event loop is closed" tracebacks from a background thread (sys.excepthook, the
+  threading hook or the unraisable hook), at any moment up to the exit. Those reports, and only those, are
+  dropped for the rest of the process."""
   if getattr(sys.excepthook, "_musicrep_jax", False):
     return
-  excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
+  excepthook, unraisablehook, thread_hook = sys.excepthook, sys.unraisablehook, threading.excepthook
 
   def quiet_excepthook(exc_type, exc, tb):
-    if not _is_closed_loop_error(exc_type, exc):
+    if not _about_a_failed_read(exc_type, exc):
       excepthook(exc_type, exc, tb)
 
+  def quiet_thread_hook(args):
+    if not _about_a_failed_read(args.exc_type, args.exc_value):
+      thread_hook(args)
+
   def quiet_unraisablehook(unraisable):
-    if not _is_closed_loop_error(unraisable.exc_type, unraisable.exc_value):
+    if not _about_a_failed_read(unraisable.exc_type, unraisable.exc_value, repr(unraisable.object)):
       unraisablehook(unraisable)
 
   quiet_excepthook._musicrep_jax = True  # pylint: disable=protected-access
-  sys.excepthook, sys.unraisablehook = quiet_excepthook, quiet_unraisablehook
+  sys.excepthook, sys.unraisablehook, threading.excepthook = quiet_excepthook, quiet_unraisablehook, quiet_thread_hook
+  for name in ("asyncio", "absl"):
+    logging.getLogger(name).addFilter(_DropFailedReads())
+
+
+def _gave_up_on(path) -> None:
+  _GAVE_UP_ON.add(str(path))
 
 
 def _steps(workdir: str) -> list[int]:
@@ -204,6 +232,7 @@ class Checkpoints:
         raise  # a checkpoint of another model: not a corrupt file
       except Exception as e:  # pylint: disable=broad-except  # Orbax / TensorStore raise many types for bad files
         first_error = first_error or e
+        _gave_up_on(epath.Path(manager.directory) / str(step))
         _log(f"checkpoint step {step} in {manager.directory} is unreadable ({_first_line(e)}); "
              "trying an older one")
     if first_error is not None:
@@ -233,6 +262,7 @@ class Checkpoints:
         with _quiet_dependency_logs():
           return self._meta(manager, step)
       except Exception as e:  # pylint: disable=broad-except
+        _gave_up_on(epath.Path(manager.directory) / str(step))
         _log(f"checkpoint step {step} in {manager.directory} has unreadable metadata ({_first_line(e)}); "
              "trying an older one")
     return None

@@ -226,15 +226,15 @@ def test_a_new_loss_is_one_function_and_one_table_entry(monkeypatch):
   assert probs.shape == (4, len(m.tag_names)) and ((probs > 0) & (probs < 1)).all()
 
 
-def _planted(ctx, n, leak=None):
+def _planted(ctx, n, rng, leak=None):
   """Embeddings whose category-c subspace holds a direction per tag of c (and, with
   leak=(s, c), subspace s also holds category c's directions)."""
   labels = np.zeros((n, len(ctx.setup.tag_names)), bool)
-  song = RNG.normal(size=(n, sum(ctx.config.model.subspace_dims))).astype(np.float32) * 0.3
+  song = rng.normal(size=(n, sum(ctx.config.model.subspace_dims))).astype(np.float32) * 0.3
   d_cat, t_cat = ctx.setup.dim_category, ctx.setup.tag_category
   for c in range(4):
     tags = np.flatnonzero(t_cat == c)
-    labels[np.arange(n), RNG.choice(tags, n)] = True
+    labels[np.arange(n), rng.choice(tags, n)] = True
     for space in [c] + ([leak[0]] if leak and leak[1] == c else []):
       dims = np.flatnonzero(d_cat == space)
       directions = np.random.default_rng(100 + 10 * c + space).normal(size=(len(tags), len(dims)))
@@ -244,17 +244,19 @@ def _planted(ctx, n, leak=None):
 
 
 def test_shortcut_probe_finds_a_category_learned_in_another_subspace():
+  rng = np.random.default_rng(1)  # its own data, whatever ran before it in this worker
   ctx = _context()
-  ctx.validation, ctx.test = _planted(ctx, 120), _planted(ctx, 120)
+  ctx.validation, ctx.test = _planted(ctx, 120, rng), _planted(ctx, 120, rng)
   auc = evaluate.shortcut(ctx)["shortcut_auc"]
   assert set(auc) == {"complete", *evaluate.CATS}
   for space in evaluate.CATS:
     for cat in evaluate.CATS:
       assert (auc[space][cat] > 0.95) if space == cat else (abs(auc[space][cat] - 0.5) < 0.15), (space, cat, auc)
-  assert all(auc["complete"][c] > 0.9 for c in evaluate.CATS)
+  # The complete space holds every category's directions among the others' (0.86-0.99 over 30 seeds of this data).
+  assert all(auc["complete"][c] > 0.8 for c in evaluate.CATS)
   # The mood subspace also encodes genre: the probe shows it.
   ctx = _context()
-  ctx.validation, ctx.test = _planted(ctx, 120, leak=(1, 0)), _planted(ctx, 120, leak=(1, 0))
+  ctx.validation, ctx.test = _planted(ctx, 120, rng, leak=(1, 0)), _planted(ctx, 120, rng, leak=(1, 0))
   assert evaluate.shortcut(ctx)["shortcut_auc"]["mood"]["genre"] > 0.9
 
 

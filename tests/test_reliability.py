@@ -144,3 +144,38 @@ def test_full_disk_during_a_save_keeps_the_previous_checkpoint(data_dir, tmp_pat
   again = run_module("musicrep_jax.main", *args(tmp_path, data_dir, "--config.train.max_epochs=2"))
   assert f"resuming from step {steps[-1]}" in again.stdout
   assert "epoch 1: val loss" in again.stdout
+
+
+def test_late_reports_of_an_abandoned_checkpoint_read_are_dropped_and_nothing_else():
+  """After a resume gave up on a checkpoint (and said so in one line), the failed read's
+  late reports (asyncio's "never retrieved" log, a callback's "Event loop is closed" in a
+  thread, an unraisable exception) that name that checkpoint are dropped; others are not."""
+  script = """
+import logging, sys, threading
+from musicrep_jax import checkpointing
+checkpointing._drop_late_reports()
+checkpointing._gave_up_on("/w/checkpoints/24")
+log = logging.getLogger("asyncio")
+def report(msg):
+  try:
+    raise Exception(msg)
+  except Exception:
+    log.error("Task exception was never retrieved", exc_info=True)
+report("Requested byte range is not valid: 'path': '/w/checkpoints/24/state/d/x'")
+report("KEEP-1 an unrelated failure")
+def closed():
+  raise RuntimeError("Event loop is closed")
+t = threading.Thread(target=closed); t.start(); t.join()
+sys.excepthook(RuntimeError, RuntimeError("KEEP-2 another error"), None)
+class Late:
+  def __init__(self, msg):
+    self.msg = msg
+  def __del__(self):
+    raise Exception(self.msg)
+Late("'/w/checkpoints/24/x' unreadable")
+Late("KEEP-3")
+"""
+  out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert all(f"KEEP-{i}" in out.stderr for i in (1, 2, 3)), out.stderr[-2000:]
+  assert "checkpoints/24" not in out.stderr and "Event loop is closed" not in out.stderr, out.stderr[-2000:]
