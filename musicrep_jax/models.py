@@ -12,9 +12,8 @@ docs/PERFORMANCE.md.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import functools
+from typing import Sequence
 
 import flax.linen as nn
 import jax
@@ -94,9 +93,13 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
   return total // 2, total - total // 2
 
 
+def _s2_pads(x: jax.Array, kernel: int) -> list[tuple[int, int]]:
+  """The stride-2 "SAME" padding of x's two spatial axes for a kernel x kernel window."""
+  return [_same_padding(x.shape[1], kernel, 2), _same_padding(x.shape[2], kernel, 2)]
+
+
 def _conv_s2(x: jax.Array, w: jax.Array) -> jax.Array:
-  pads = [_same_padding(x.shape[1], w.shape[0], 2), _same_padding(x.shape[2], w.shape[1], 2)]
-  return jax.lax.conv_general_dilated(x, w, (2, 2), pads, dimension_numbers=_NHWC)
+  return jax.lax.conv_general_dilated(x, w, (2, 2), _s2_pads(x, w.shape[0]), dimension_numbers=_NHWC)
 
 
 @jax.custom_vjp
@@ -123,7 +126,7 @@ def _strided_conv_bwd(residuals, dy):
   d = jax.lax.conv_general_dilated(dy, sub.astype(dy.dtype), (1, 1), [(h - 1, h - 1)] * 2, dimension_numbers=_NHWC)
   n, hu, wu, _ = d.shape  # d[u, v, (r, s)] is the gradient of the padded input at (2u + r, 2v + s)
   d = d.reshape(n, hu, wu, 2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * hu, 2 * wu, c)
-  (top, _), (left, _) = _same_padding(x.shape[1], k, 2), _same_padding(x.shape[2], k, 2)
+  (top, _), (left, _) = _s2_pads(x, k)
   d = jnp.pad(d, ((0, 0), (0, max(0, top + x.shape[1] - d.shape[1])), (0, max(0, left + x.shape[2] - d.shape[2])),
                   (0, 0)))
   return d[:, top:top + x.shape[1], left:left + x.shape[2]], dw
