@@ -104,8 +104,10 @@ def _drop_late_reports() -> None:
   """A failed TensorStore read leaves futures and tasks that finish or are collected after
   Orbax has moved on: asyncio logs "Task exception was never retrieved", callbacks print
   "Event loop is closed" tracebacks from a background thread (sys.excepthook, the
-  threading hook or the unraisable hook), at any moment up to the exit. Those reports, and only those, are
-  dropped for the rest of the process."""
+  threading hook or the unraisable hook), at any moment up to the exit. Installed before a
+  process's first checkpoint read (a callback can fire as soon as a read fails), it drops
+  for the rest of the process every "Event loop is closed" RuntimeError and every report
+  that names a checkpoint given up on (_gave_up_on); all else goes to the usual hooks."""
   if getattr(sys.excepthook, "_musicrep_jax", False):
     return
   excepthook, unraisablehook, thread_hook = sys.excepthook, sys.unraisablehook, threading.excepthook
