@@ -33,9 +33,15 @@ def test_bench_two_seeds_mean_sd_cells_reuse_and_partial_tables(data_dir, tmp_pa
   assert second.stdout.count("reusing") == 4 and "done in" not in second.stdout
   # A run that is missing (its small files not there): the table is marked partial.
   (tmp_path / "runs" / "proxy_dis-seed1" / "eval.json").unlink()
-  third = run_module(*args, "--report_only")
+  third = run_module(*args, "--report_only", f"--control={tmp_path}")
   assert "PARTIAL: 1 run(s) missing" in third.stdout and "proxy_dis-seed1" in (tmp_path / "table.md").read_text()
   assert (tmp_path / "findings.md").read_text().startswith("**PARTIAL**")
+  # The dataset control against itself: every difference is zero; one seed left: no p.
+  control = (tmp_path / "control.md").read_text()
+  assert control.count("| proxy_dis | ") == 5 and control.count("| +0.000 | - |") == 5, control
+  empty = tmp_path / "other"
+  fourth = run_module(*args, "--report_only", f"--control={empty}", check=False)
+  assert fourth.returncode == 2 and f"--control={empty} has no finished run" in fourth.stderr
 
 
 def test_findings_verdicts_follow_a_paired_t_test_over_seeds():
@@ -57,6 +63,33 @@ def test_findings_verdicts_follow_a_paired_t_test_over_seeds():
   small = (findings.Finding("A costs little", "recall_at_k/1", (("A", "B"),), scale=100, margin=2.0),)
   assert findings.evaluate(runs([0.700, 0.701, 0.699], [0.695, 0.697, 0.696]), small)[0]["verdict"] == "reproduces"
   assert findings.evaluate(runs(a, b), small)[0]["verdict"] == "does not reproduce"
+
+
+def test_dataset_control_compares_subspace_figures_with_welchs_test():
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from scipy import stats  # pylint: disable=import-outside-toplevel
+  from musicrep_jax.tools import findings  # pylint: disable=import-outside-toplevel
+  cats = findings.CATEGORIES
+  rng = np.random.default_rng(0)
+  def run(leak):  # a flattened eval.json: own category 0.9, the others `leak`, plus noise
+    grid = {f"shortcut_auc/{s}/{c}": (0.9 if s == c else leak) + rng.normal(0, 0.01) for s in cats for c in cats}
+    return {**grid, "factor_triplet_acc_subspace/overall": 0.6 + rng.normal(0, 0.02)}
+  a = {"proxy_dis": {s: run(0.75) for s in range(3)}}
+  b = {"proxy_dis": {s: run(0.55) for s in range(4)}}
+  rows = {r["metric"]: r for r in findings.control(a, b)}
+  assert set(rows) == {m for m, _ in findings.CONTROL_METRICS} - {"factor_triplet_acc_subspace/instrument"}  # absent
+  want = [np.mean([f[f"shortcut_auc/{s}/{c}"] for s in cats for c in cats if s != c]) for f in a["proxy_dis"].values()]
+  assert rows["shortcut_leak"]["a"] == pytest.approx(want)
+  # Welch's test from its formula: t on the unpooled standard error, Welch-Satterthwaite degrees of freedom.
+  x, y = np.array(rows["shortcut_leak"]["a"]), np.array(rows["shortcut_leak"]["b"])
+  va, vb = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+  t = (x.mean() - y.mean()) / np.sqrt(va + vb)
+  df = (va + vb) ** 2 / (va ** 2 / (len(x) - 1) + vb ** 2 / (len(y) - 1))
+  assert rows["shortcut_leak"]["p"] == pytest.approx(2 * stats.t.sf(abs(t), df))
+  assert rows["shortcut_leak"]["p"] < 1e-3 and rows["shortcut_leak"]["diff"] == pytest.approx(x.mean() - y.mean())
+  assert findings.welch_p([0.5], [0.4, 0.6]) is None and findings.welch_p([1, 1], [1, 1]) is None
+  table = findings.control_markdown(list(rows.values()), "corr", "decor")
+  assert "| corr (seeds) | decor (seeds) |" in table and table.count("| proxy_dis |") == 4
 
 
 def test_training_cost_in_flops_does_not_depend_on_load(smoke_builder):

@@ -47,6 +47,9 @@ _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Train nothing: write the
                                   "finished (a partial table says which runs are missing).")
 _STEP_COST = flags.DEFINE_bool("step_cost", True, "Measure every trained config's seconds per step in one process "
                                "(alternating windows) for the training-cost columns.")
+_CONTROL = flags.DEFINE_string("control", "", "Another bench --out folder with the same models on another dataset "
+                               "(e.g. the correlated runs, for a --dataset=synth_music:decorrelated bench): writes "
+                               "OUT/control.md, the disentanglement figures of both, compared over seeds.")
 _OVERRIDES = flags.DEFINE_multi_string("override", [], "Extra --config.<key>=<value> for every run.")
 flags.mark_flag_as_required("out")
 
@@ -150,6 +153,36 @@ def write_findings(finished: dict[str, list[str]], results: dict[str, list[dict]
             + "\n".join(rows) + "\n")
 
 
+def _runs_by_seed(out: str) -> tuple[dict[str, dict[int, dict]], str]:
+  """({config: {seed: flattened eval.json}}, dataset) of the finished runs in out/runs."""
+  from musicrep_jax.evaluate import flatten  # pylint: disable=import-outside-toplevel
+  runs, dataset = {}, None
+  root = os.path.join(out, "runs")
+  for d in sorted(os.listdir(root)) if os.path.isdir(root) else ():
+    if "-seed" in d and os.path.exists(os.path.join(root, d, "eval.json")):
+      head, seed = d.rsplit("-seed", 1)
+      runs.setdefault(head.split("@")[0], {})[int(seed)] = flatten(load_run(os.path.join(root, d)))
+      if dataset is None and os.path.exists(os.path.join(root, d, "config.json")):
+        with open(os.path.join(root, d, "config.json")) as f:
+          dataset = json.load(f).get("dataset")
+  return runs, dataset or os.path.basename(out)
+
+
+def write_control(out: str, other: str, shown: str) -> None:
+  """OUT/control.md: the disentangled models' shortcut-probe and factor-triplet figures
+  on the dataset of `other` (A) against this bench's (B), Welch's t-test over seeds."""
+  from musicrep_jax.tools import findings  # pylint: disable=import-outside-toplevel
+  (runs_a, name_a), (runs_b, name_b) = _runs_by_seed(other), _runs_by_seed(out)
+  rows = findings.control(runs_a, runs_b)
+  if not rows:
+    raise errors.UserError(f"--control={other} has no finished run of {', '.join(findings.CONTROL_MODELS)} "
+                           "that this bench also has: give the --out folder of a bench of the same models")
+  with open(os.path.join(out, "control.md"), "w") as f:
+    f.write(f"The same models on {name_a} (A, `{shown}`) and on {name_b} (B, this folder); mean ± sd over "
+            "seeds, and Welch's two-sided t-test of A = B (two datasets: runs are not paired by seed).\n\n"
+            + findings.control_markdown(rows, name_a, name_b))
+
+
 def measure_step_costs(names: list[str], out: str) -> dict[str, float]:
   """{config: seconds per step}, all measured in one process (perf --step_cost_json);
   reused from OUT/step_cost.json when it has them all."""
@@ -205,8 +238,12 @@ def main(argv):
     writer.writerows(rows)
   report.plots(rows, {n: finished[n] for n in results}, out)
   write_findings(finished, results, out, missing)
+  if _CONTROL.value:
+    errors.exit_on_user_error(write_control, out, os.path.abspath(os.path.expanduser(_CONTROL.value)), _CONTROL.value)
   print(open(os.path.join(out, "table.md")).read())
   print(open(os.path.join(out, "findings.md")).read())
+  if _CONTROL.value:
+    print(open(os.path.join(out, "control.md")).read())
   print(f"[bench] wrote {out}/table.md, table.csv and plots" + (f"; PARTIAL: {len(missing)} run(s) missing" if missing else ""))
   if failure is not None:
     print(f"error: {failure}", file=sys.stderr)

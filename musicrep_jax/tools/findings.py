@@ -63,7 +63,25 @@ EXTENDED = (
 )
 
 
+CATEGORIES = ("genre", "mood", "instrument", "era")
+
+# The dataset control: the same disentangled models on two datasets (synth_music's
+# correlated tags against :decorrelated), compared metric by metric over seeds.
+CONTROL_MODELS = ("proxy_dis", "class_dis", "triplet_dis", "triplet_dis_paper")
+CONTROL_METRICS = (
+    ("shortcut_leak", "shortcut leak: mean ROC-AUC of the other categories' tags in each subspace"),
+    ("shortcut_own", "each subspace's ROC-AUC on its own category's tags (mean over categories)"),
+    ("shortcut_auc/instrument/genre", "genre tags scored in the instrument subspace (ROC-AUC)"),
+    ("factor_triplet_acc_subspace/instrument", "instrument factor triplets in the instrument subspace"),
+    ("factor_triplet_acc_subspace/overall", "factor triplets in the category's subspace, all categories"),
+)
+
+
 def _value(flat: dict, metric: str):
+  if metric in ("shortcut_leak", "shortcut_own"):  # the off-diagonal / diagonal of the shortcut probe
+    cells = [flat.get(f"shortcut_auc/{s}/{c}") for s in CATEGORIES for c in CATEGORIES
+             if (s == c) == (metric == "shortcut_own")]
+    return float(np.mean(cells)) if cells and None not in cells else None
   if metric == "log_gflop_to_best":
     steps, flops = flat.get("steps_to_best"), flat.get("flops_per_step")
     return math.log(steps * flops / 1e9) if steps and flops else None
@@ -135,4 +153,40 @@ def markdown(results: list[dict]) -> str:
       pval = f"{p['p']:.3g}" if p["p"] is not None else "-"
       lines.append(f"| {head if j == 0 else ''} | {p['label']} | {p['mean']:+.3g}{sd} | "
                    f"{p['same_sign']}/{len(p['seeds'])} | {pval} | {p['verdict']} |")
+  return "\n".join(lines) + "\n"
+
+
+def welch_p(a, b) -> float | None:
+  """Two-sided p of Welch's unequal-variance t-test of mean(a) = mean(b) (two datasets
+  are not paired by seed); None with fewer than two values on a side or no spread."""
+  a, b = np.asarray(a, float), np.asarray(b, float)
+  if len(a) < 2 or len(b) < 2 or a.std() + b.std() == 0:
+    return None
+  return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def control(runs_a: dict[str, dict[int, dict]], runs_b: dict[str, dict[int, dict]], names=CONTROL_MODELS,
+            metrics=CONTROL_METRICS) -> list[dict]:
+  """One dict per (metric, model) that both sets of runs have: mean and sd over seeds on
+  each dataset, the difference A - B and Welch's p."""
+  rows = []
+  for metric, label in metrics:
+    for name in names:
+      va = [v for v in (_value(f, metric) for f in runs_a.get(name, {}).values()) if v is not None]
+      vb = [v for v in (_value(f, metric) for f in runs_b.get(name, {}).values()) if v is not None]
+      if va and vb:
+        rows.append({"metric": metric, "label": label, "model": name, "a": va, "b": vb,
+                     "diff": float(np.mean(va) - np.mean(vb)), "p": welch_p(va, vb)})
+  return rows
+
+
+def control_markdown(rows: list[dict], a: str, b: str) -> str:
+  def cell(v):
+    return f"{np.mean(v):.3f} ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+  lines = [f"| metric | model | {a} (seeds) | {b} (seeds) | difference | Welch p |", "|---|---|---|---|---|---|"]
+  for i, r in enumerate(rows):
+    head = r["label"] if i == 0 or rows[i - 1]["metric"] != r["metric"] else ""
+    p = f"{r['p']:.2g}" if r["p"] is not None else "-"
+    lines.append(f"| {head} | {r['model']} | {cell(r['a'])} ({len(r['a'])}) | {cell(r['b'])} ({len(r['b'])}) | "
+                 f"{r['diff']:+.3f} | {p} |")
   return "\n".join(lines) + "\n"
