@@ -7,7 +7,9 @@
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import musicrep_jax
+
+musicrep_jax.cli_environment()
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
@@ -32,11 +34,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.WARNING)  # Orbax and TFDS are chatty at INFO
-  import jax  # pylint: disable=import-outside-toplevel
-  # XLA's CPU compilation takes seconds per convolution: keep compiled steps across runs.
-  jax.config.update("jax_compilation_cache_dir",
-                    os.environ.get("MUSICREP_JAX_CACHE", os.path.expanduser("~/.cache/musicrep_jax/xla")))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+  import jax  # pylint: disable=import-outside-toplevel  # its compilation cache: see cli_environment()
   if _DISTRIBUTED.value or _COORDINATOR.value:
     try:  # cross-process collectives when the devices are CPUs (tests, CPU clusters)
       jax.config.update("jax_cpu_collectives_implementation", "gloo")

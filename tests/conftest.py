@@ -18,7 +18,7 @@ def pytest_configure(config):
   import jax  # pylint: disable=import-outside-toplevel
   jax.config.update("jax_compilation_cache_dir",
                     os.environ.get("MUSICREP_JAX_CACHE", os.path.expanduser("~/.cache/musicrep_jax/xla")))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def shared_dir(tmp_path_factory, name):

@@ -5,7 +5,9 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import musicrep_jax
+
+musicrep_jax.cli_environment()
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags

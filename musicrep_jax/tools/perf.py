@@ -23,7 +23,11 @@ import os
 import sys
 import time
 
-from absl import app
+import musicrep_jax
+
+musicrep_jax.cli_environment()
+
+from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from musicrep_jax import configlib
