@@ -22,7 +22,6 @@ import os
 import numpy as np
 
 from musicrep_jax import errors
-from musicrep_jax import input_pipeline
 from musicrep_jax import losses
 from musicrep_jax import metrics
 from musicrep_jax import progress
@@ -43,6 +42,7 @@ class Embeddings:
 
   @classmethod
   def of_split(cls, setup, state, split: str, max_tracks: int = 0, max_windows: int = 0) -> Embeddings:
+    from musicrep_jax import input_pipeline  # pylint: disable=import-outside-toplevel  # TensorFlow: not for search
     song, windows = song_embeddings(setup, state, input_pipeline.eval_windows(
         setup.builder, split, crop_len=setup.crop_len, batch_size=setup.config.eval.batch_size,
         max_tracks=max_tracks, max_windows=max_windows))

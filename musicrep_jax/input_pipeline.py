@@ -18,6 +18,8 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from musicrep_jax import windows as windows_lib
+
 tf.config.set_visible_devices([], "GPU")  # the accelerators belong to JAX
 
 
@@ -93,33 +95,7 @@ def eval_windows(builder, split: str, *, crop_len: int, batch_size: int, max_win
 
   ds = ds.flat_map(windows).batch(batch_size).prefetch(2)
   for b in tfds.as_numpy(ds):
-    yield _padded(b, batch_size)
-
-
-def array_windows(tracks, *, crop_len: int, batch_size: int):
-  """The batches of `eval_windows` from in-memory int16 tracks (a list of [samples])."""
-  audio, track = [], []
-  for i, x in enumerate(tracks):
-    x = np.pad(x, (0, max(crop_len - len(x), 0)))
-    n = len(x) // crop_len
-    audio.append(x[: n * crop_len].reshape(n, crop_len))
-    track.append(np.full(n, i))
-  if not audio:
-    return
-  audio, track = np.concatenate(audio), np.concatenate(track)
-  for start in range(0, len(track), batch_size):
-    yield _padded({"audio": audio[start: start + batch_size], "track": track[start: start + batch_size]}, batch_size)
-
-
-def _padded(b: dict, batch_size: int) -> dict:
-  """Pads a last, short batch (track -1) so that every batch has one shape: one compiled
-  eval step; adds "valid"."""
-  n = len(b["track"])
-  if n < batch_size:
-    b = {"audio": np.pad(b["audio"], ((0, batch_size - n), (0, 0))),
-         "track": np.pad(b["track"], (0, batch_size - n), constant_values=-1)}
-  b["valid"] = b["track"] >= 0
-  return b
+    yield windows_lib.pad_batch(b, batch_size)
 
 
 def track_metadata(builder, split: str, max_tracks: int = 0) -> dict:

@@ -39,10 +39,10 @@ import numpy as np
 
 from musicrep_jax import errors
 from musicrep_jax import evaluate
-from musicrep_jax import input_pipeline
 from musicrep_jax import losses
 from musicrep_jax import metrics
 from musicrep_jax import model as model_lib
+from musicrep_jax import windows
 from musicrep_jax.data import audio as audio_lib
 from musicrep_jax.data import features
 
@@ -105,7 +105,7 @@ class Model:
 
   def embed(self, tracks: list[np.ndarray]) -> np.ndarray:
     """int16 mono 16-kHz tracks -> [N, D] song embeddings (mean over 3-s windows)."""
-    return evaluate.song_embeddings(self.setup, self.state, input_pipeline.array_windows(
+    return evaluate.song_embeddings(self.setup, self.state, windows.array_windows(
         tracks, crop_len=self.setup.crop_len, batch_size=self.config.eval.batch_size))[0]
 
   def embed_files(self, paths: list[str]) -> np.ndarray:

@@ -9,10 +9,12 @@ and `tfds.builder_from_directory` needs no builder code.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
-import tensorflow_datasets as tfds
+
+if TYPE_CHECKING:  # TensorFlow is imported where a FeaturesDict is made: search runs without it
+  import tensorflow_datasets as tfds
 
 SAMPLE_RATE = 16000
 CATEGORIES = ("genre", "mood", "instrument", "era")
@@ -20,6 +22,7 @@ NO_TRIPLET = (-1, -1, -1)
 
 
 def features_dict(vocab: Mapping[str, Sequence[str]], factor_names: Sequence[str] = ()) -> tfds.features.FeaturesDict:
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel,redefined-outer-name
   """Schema for a vocabulary {category: tag names} and optional generative factors."""
   n_tags = sum(len(v) for v in vocab.values())
   feats = {
