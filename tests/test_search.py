@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import run_module
+from conftest import run_module, run_python
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +160,10 @@ def test_every_common_format_is_indexed_and_other_files_are_listed(collection):
                                "--k=7", "--json").stdout)
   assert {h["path"] for h in hits} == {str(folder / f"song{e}") for e in exts}
   assert min(h["similarity"] for h in hits) > 0.9
+
+
+def test_search_imports_no_tensorflow():
+  """search reads no dataset: its commands start without TensorFlow's import (seconds)."""
+  out = run_python("-c", "import sys, musicrep_jax.search; print(sorted(m for m in ('tensorflow', "
+                   "'tensorflow_datasets') if m in sys.modules))")
+  assert out.stdout.strip() == "[]", out.stdout
