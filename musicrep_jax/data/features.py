@@ -22,8 +22,8 @@ NO_TRIPLET = (-1, -1, -1)
 
 
 def features_dict(vocab: Mapping[str, Sequence[str]], factor_names: Sequence[str] = ()) -> tfds.features.FeaturesDict:
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel,redefined-outer-name
   """Schema for a vocabulary {category: tag names} and optional generative factors."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel,redefined-outer-name
   n_tags = sum(len(v) for v in vocab.values())
   feats = {
       "audio": tfds.features.Tensor(shape=(None,), dtype=np.int16, encoding=tfds.features.Encoding.BYTES),
