@@ -27,15 +27,19 @@ def _tune_xla_cpu() -> None:
 _tune_xla_cpu()
 
 
+def compilation_cache_dir() -> str:
+  """Where compiled XLA programs persist: $MUSICREP_JAX_CACHE, else ~/.cache/musicrep_jax/xla."""
+  return _os.environ.get("MUSICREP_JAX_CACHE", _os.path.expanduser("~/.cache/musicrep_jax/xla"))
+
+
 def cli_environment() -> None:
   """The environment of a musicrep_jax command, set before TensorFlow and JAX are imported
   (variables already set are kept):
 
   - TensorFlow's C++ log shows warnings and errors only.
-  - JAX keeps every compiled program in a persistent cache, $MUSICREP_JAX_CACHE
-    (default ~/.cache/musicrep_jax/xla). XLA's CPU compilation takes seconds per
-    convolution. JAX by default caches only programs that took over 1 s to compile, and
-    the ~35 smaller ones of a smoke run (embedding, metrics, initialisation) cost 1.5-2 s
+  - JAX keeps every compiled program in a persistent cache (compilation_cache_dir()).
+    XLA's CPU compilation takes seconds per convolution. JAX by default caches only
+    programs that took over 1 s to compile, and the ~35 smaller ones of a smoke run (embedding, metrics, initialisation) cost 1.5-2 s
     of its 13 s when they are compiled again.
   - No Keras. TensorFlow serves only tf.data here, yet its import loads Keras eagerly:
     1.3 s of every command's start on this project's 2-core CPU (`python -c "import
@@ -48,8 +52,7 @@ def cli_environment() -> None:
   from importlib import util  # pylint: disable=import-outside-toplevel
   env = _os.environ
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  env.setdefault("JAX_COMPILATION_CACHE_DIR",
-                 env.get("MUSICREP_JAX_CACHE", _os.path.expanduser("~/.cache/musicrep_jax/xla")))
+  env.setdefault("JAX_COMPILATION_CACHE_DIR", compilation_cache_dir())
   env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
   if util.find_spec("tf_keras") is None:
     env.setdefault("TF_USE_LEGACY_KERAS", "1")

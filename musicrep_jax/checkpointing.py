@@ -9,8 +9,8 @@ when complete, so a checkpoint cut off by a kill is never restored.
 from __future__ import annotations
 
 import contextlib
-import logging
 import json
+import logging
 import os
 import sys
 import threading
@@ -62,22 +62,21 @@ def _quiet_dependency_logs():
   """Orbax and TensorStore log a traceback at ERROR level for a file they cannot read;
   the caller reports the failure in one line instead (MUSICREP_JAX_DEBUG=1 keeps them)."""
   import gc  # pylint: disable=import-outside-toplevel
-  import logging as py_logging  # pylint: disable=import-outside-toplevel
-  from absl import logging  # pylint: disable=import-outside-toplevel
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
   if errors.debug():
     yield
     return
   _drop_late_reports()
-  before = logging.get_verbosity()
-  asyncio_log = py_logging.getLogger("asyncio")  # "Task exception was never retrieved" of a failed read
+  before = absl_logging.get_verbosity()
+  asyncio_log = logging.getLogger("asyncio")  # "Task exception was never retrieved" of a failed read
   asyncio_before = asyncio_log.level
-  logging.set_verbosity(logging.FATAL)
-  asyncio_log.setLevel(py_logging.CRITICAL)
+  absl_logging.set_verbosity(absl_logging.FATAL)
+  asyncio_log.setLevel(logging.CRITICAL)
   try:
     yield
   finally:
     gc.collect()  # the failed read's futures are collected (and their errors dropped) while quiet
-    logging.set_verbosity(before)
+    absl_logging.set_verbosity(before)
     asyncio_log.setLevel(asyncio_before)
 
 

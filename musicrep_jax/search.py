@@ -32,7 +32,6 @@ import musicrep_jax
 
 if __name__ == "__main__":
   musicrep_jax.cli_environment()
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np

@@ -16,8 +16,8 @@ def pytest_configure(config):
   runs do): a program compiled once, by any test or worker, loads in milliseconds."""
   del config
   import jax  # pylint: disable=import-outside-toplevel
-  jax.config.update("jax_compilation_cache_dir",
-                    os.environ.get("MUSICREP_JAX_CACHE", os.path.expanduser("~/.cache/musicrep_jax/xla")))
+  import musicrep_jax  # pylint: disable=import-outside-toplevel
+  jax.config.update("jax_compilation_cache_dir", musicrep_jax.compilation_cache_dir())
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
