@@ -43,17 +43,24 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
                  head="relu", subdense=False, tag_weight_scale=1.0, dtype="float32")
   # sampler (triplet losses): "in_batch" embeds each excerpt once and forms the triplets
   # inside the batch; "paper" embeds anchor, positive and negative as separate inputs.
+  # temperature: Proxy-NCA's, the supervised contrastive loss's and the batch-hard soft
+  # margin's (soft_margin=True); ms_*: the multi-similarity loss's alpha, beta, base
+  # (lambda) and miner epsilon (Wang et al. 2019's; pytorch-metric-learning's defaults).
   c.loss = dict(name="proxy", disentangled=False, margin=0.1, track_weight=0.0, temperature=0.11,
-                sampler="in_batch")
-  # The default preset is sized so that every model stops by its own schedule in about 5
-  # minutes on 2 cores: a small backbone, 32-step "epochs" (1,024 crops, a third of the
-  # training tracks; 0 means a full pass), one learning-rate reduction, and an epoch
-  # counts as an improvement only when the validation loss drops by 0.5% (measured: with
-  # any decrease counting, proxy_dis was still creeping down after 41 epochs).
-  c.train = dict(batch_size=32, learning_rate=0.005, max_epochs=100, steps_per_epoch=32,
-                 plateau_factor=5.0, plateau_patience=2, max_reductions=1, seed=0,
+                sampler="in_batch", soft_margin=False, ms_alpha=2.0, ms_beta=50.0, ms_base=0.5, ms_epsilon=0.1)
+  # One stopping and model-selection rule for every model (select_by="quality"): the
+  # plateau schedule watches the validation quality (mean of validation recall@1 and
+  # tagging ROC-AUC, evaluate.validation_quality), not each loss's own validation loss,
+  # which is not comparable across losses and is noisy for triplet losses (they stopped
+  # after 8-16 epochs while their validation quality still rose). select_by="loss" is the
+  # rule of the first comparison (patience 2, 1 reduction, threshold 0.005: docs/RESULTS.md).
+  # The default preset: a small backbone, 32-step "epochs" (1,024 crops, a third of the
+  # training tracks; 0 means a full pass), patience 3, two learning-rate reductions, and an
+  # epoch improves when its quality beats the best by 0.2% (about 0.0015).
+  c.train = dict(batch_size=32, learning_rate=0.005, max_epochs=150, steps_per_epoch=32,
+                 plateau_factor=5.0, plateau_patience=3, max_reductions=2, seed=0,
                  log_every_steps=10, checkpoint_every_steps=200, shuffle_buffer=512,
-                 preemption_grace_s=30.0, validation_quality=True, plateau_threshold=0.005)
+                 preemption_grace_s=30.0, validation_quality=True, plateau_threshold=0.002, select_by="quality")
   c.eval = dict(batch_size=64, checkpoint="best", prototype_tracks=2000, max_tracks=0,
                 triplets_per_category=4000, tasks=EVAL_TASKS, distance="cosine")
 
@@ -104,10 +111,10 @@ def override(config: ml_collections.ConfigDict, assignments: list[str]) -> ml_co
 POSITIVE = ("train.batch_size", "train.learning_rate", "train.max_epochs", "train.log_every_steps",
             "train.checkpoint_every_steps", "train.shuffle_buffer", "train.preemption_grace_s",
             "audio.crop_seconds", "audio.n_fft", "audio.hop", "audio.n_mels", "model.stem_features",
-            "model.features", "model.blocks", "model.hidden", "loss.temperature", "eval.batch_size",
+            "model.features", "model.blocks", "model.hidden", "loss.temperature", "loss.ms_alpha", "loss.ms_beta", "eval.batch_size",
             "eval.prototype_tracks")
 NON_NEGATIVE = ("train.steps_per_epoch", "train.plateau_patience", "train.max_reductions", "train.plateau_threshold",
-                "loss.margin",
+                "loss.margin", "loss.ms_epsilon",
                 "loss.track_weight", "eval.max_tracks", "eval.triplets_per_category")
 
 
@@ -142,6 +149,10 @@ def check(config: ml_collections.ConfigDict, devices: int, train_tracks: int | N
             if any("," in t for t in unknown) else "")
     raise errors.ConfigError(f"config.eval.tasks names {', '.join(map(repr, unknown))}: choose from "
                              f"{', '.join(tasks)}{hint}")
+  from musicrep_jax import schedule  # pylint: disable=import-outside-toplevel
+  if config.train.select_by not in schedule.SELECT_BY:
+    raise errors.ConfigError(f"config.train.select_by={config.train.select_by!r} is unknown: choose one of "
+                             f"{', '.join(schedule.SELECT_BY)}")
   if config.train.plateau_factor <= 1:
     raise errors.ConfigError(f"config.train.plateau_factor={config.train.plateau_factor} must exceed 1 "
                              "(lr is divided by it)")

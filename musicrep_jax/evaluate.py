@@ -25,6 +25,7 @@ from musicrep_jax import errors
 from musicrep_jax import losses
 from musicrep_jax import metrics
 from musicrep_jax import progress
+from musicrep_jax import schedule
 from musicrep_jax.data import features
 
 CATS = features.CATEGORIES
@@ -113,7 +114,13 @@ def training_time(ctx: Context) -> dict:
           "epochs_run": meta.get("epoch"),
           "time_per_epoch_s": float(np.median(epoch_times)) if epoch_times else None,
           "steps_to_best": meta.get("best_step"), "steps_run": meta.get("steps_run"),
-          "val_loss_best": meta["schedule"]["best"] if meta.get("schedule") else None}
+          **_best_figure(ctx.config.train.get("select_by", "loss"), meta)}
+
+
+def _best_figure(select_by: str, meta: dict) -> dict:
+  """The best validation figure of the schedule: val_loss_best or val_quality_best."""
+  best = schedule.shown(select_by, meta["schedule"]["best"]) if meta.get("schedule") else None
+  return {"val_loss_best" if select_by == "loss" else "val_quality_best": best, "selected_by": select_by}
 
 
 def retrieval(ctx: Context) -> dict:
@@ -258,8 +265,11 @@ EVALUATORS = {
 
 def validation_quality(setup, state) -> dict:
   """Cheap quality figures for every epoch, on the validation split (the first window of
-  each track): recall@1, and macro ROC-AUC of tagging on its second half (prototype
-  models take their prototypes from the first half)."""
+  each track): recall@1, macro ROC-AUC of tagging on its second half (prototype models
+  take their prototypes from the first half), and val_quality, their mean: the one figure
+  by which config.train.select_by="quality" stops and selects every model. The mean of
+  the paper's two headline tasks, with equal weight, since a loss can favour one of them
+  (a classifier tags, a metric loss retrieves)."""
   val = Embeddings.of_split(setup, state, "validation", max_windows=1)
   half = len(val.song) // 2
   protos = None
@@ -267,8 +277,8 @@ def validation_quality(setup, state) -> dict:
     protos = prototypes(dataclasses.replace(val, song=val.song[:half], labels=val.labels[:half]))
   scores = setup.tag_scores(state, val.song[half:], protos)
   tagging_ = metrics.tagging_metrics(val.labels[half:], scores, setup.tag_category, CATS)
-  return {"val_recall_at_1": metrics.recall_at_k(val.song, val.labels, ks=(1,))["1"],
-          "val_roc_auc": tagging_["roc_auc"]}
+  r1 = metrics.recall_at_k(val.song, val.labels, ks=(1,))["1"]
+  return {"val_recall_at_1": r1, "val_roc_auc": tagging_["roc_auc"], "val_quality": (r1 + tagging_["roc_auc"]) / 2}
 
 
 def run_tasks(ctx: Context) -> dict:

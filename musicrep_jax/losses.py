@@ -120,34 +120,116 @@ def label_triplet_loss(rng, embeddings, labels, tag_masks, margin: float = 0.1):
   return jnp.where(valid, loss, 0.0), valid
 
 
-def batch_hard_triplet_loss(embeddings, labels, tag_category, category_masks, margin: float = 0.1):
-  """Batch-hard triplet loss per category: for each anchor and category s, the hardest
-  positive (shares a tag of s, lowest cosine) against the hardest negative (shares no
-  tag of s, highest cosine), both in the subspace m_s.
+def group_pairs(embeddings, labels, tag_group, group_masks):
+  """The pairs of a batch per tag group (a category when disentangled; one group of all
+  tags otherwise), for the pair-based losses below.
 
-  Args: embeddings: [N, D]; labels: [N, T]; tag_category: [T] ints in [0, S);
-    category_masks: [S, D] (rows of ones for the complete space).
-  Returns: ([N, S] loss, [N, S] valid).
+  For group s: sim [N, N] cosines in the group's subspace m_s; pos [N, N]: j != i shares a
+  tag of s with i; neg [N, N]: j shares no tag of s with i, and i and j both have one.
+  Args: embeddings: [N, D]; labels: [N, T]; tag_group: [T] ints in [0, S); group_masks: [S, D].
+  Returns: sim, pos, neg, each [S, N, N].
   """
   labels = labels.astype(jnp.float32)
   n = labels.shape[0]
-  num_categories = category_masks.shape[0]
-  in_cat = jax.nn.one_hot(tag_category, num_categories)  # [T, S]
-  losses, valids = [], []
-  for s in range(num_categories):
-    z = l2_normalize(embeddings * category_masks[s])
-    sim = z @ z.T
-    ls = labels * in_cat[:, s]
-    share = (ls @ ls.T) > 0
-    has_tag = ls.sum(-1) > 0
-    pos = share & ~jnp.eye(n, dtype=bool)
-    neg = ~share & has_tag[None]
-    hardest_pos = jnp.min(jnp.where(pos, sim, jnp.inf), axis=1)
-    hardest_neg = jnp.max(jnp.where(neg, sim, -jnp.inf), axis=1)
-    valid = pos.any(1) & neg.any(1)
-    losses.append(jnp.where(valid, jax.nn.relu(jnp.where(valid, hardest_neg - hardest_pos, 0.0) + margin), 0.0))
-    valids.append(valid)
-  return jnp.stack(losses, 1), jnp.stack(valids, 1)
+  in_group = jax.nn.one_hot(tag_group, group_masks.shape[0]).T  # [S, T]
+  z = l2_normalize(embeddings[None] * jnp.asarray(group_masks)[:, None])  # [S, N, D]
+  sim = jnp.einsum("snd,smd->snm", z, z)
+  ls = labels[None] * in_group[:, None]  # [S, N, T]
+  share = jnp.einsum("snt,smt->snm", ls, ls) > 0
+  has_tag = ls.sum(-1) > 0  # [S, N]
+  pos = share & ~jnp.eye(n, dtype=bool)
+  neg = ~share & has_tag[:, None, :] & has_tag[:, :, None]
+  return sim, pos, neg
+
+
+def batch_hard_triplet_loss(embeddings, labels, tag_group, group_masks, margin: float = 0.1,
+                            soft_temperature: float | None = None):
+  """Batch-hard triplets per group s (Hermans et al. 2017): for each anchor, the hardest
+  positive (lowest cosine) against the hardest negative (highest cosine) of `group_pairs`:
+
+    hinge: max(0, s_n - s_p + margin);  soft margin: log(1 + exp((s_n - s_p) / soft_temperature)).
+
+  With unit vectors ||a - b||^2 = 2 - 2 cos, so soft_temperature = 0.5 is Hermans et al.'s
+  soft margin on squared euclidean distances.
+  Args: embeddings: [N, D]; labels: [N, T]; tag_group: [T] ints in [0, S); group_masks: [S, D].
+  Returns: ([N, S] loss, [N, S] valid).
+  """
+  sim, pos, neg = group_pairs(embeddings, labels, tag_group, group_masks)
+  hardest_pos = jnp.min(jnp.where(pos, sim, jnp.inf), axis=-1)
+  hardest_neg = jnp.max(jnp.where(neg, sim, -jnp.inf), axis=-1)
+  valid = pos.any(-1) & neg.any(-1)  # [S, N]
+  gap = jnp.where(valid, hardest_neg - hardest_pos, 0.0)
+  loss = jax.nn.relu(gap + margin) if soft_temperature is None else jax.nn.softplus(gap / soft_temperature)
+  return jnp.where(valid, loss, 0.0).T, valid.T
+
+
+def _log1p_sum_exp(x, mask):
+  """log(1 + sum_j mask_j exp(x_j)) over the last axis, stable (0 where nothing is masked in)."""
+  x = jnp.where(mask, x, -jnp.inf)
+  top = jax.lax.stop_gradient(jnp.maximum(jnp.max(x, axis=-1, keepdims=True), 0.0))
+  return (top + jnp.log(jnp.exp(-top) + jnp.sum(jnp.exp(x - top), axis=-1, keepdims=True)))[..., 0]
+
+
+def multi_similarity_loss(embeddings, labels, tag_group, group_masks, alpha: float = 2.0, beta: float = 50.0,
+                          base: float = 0.5, epsilon: float = 0.1):
+  """Multi-similarity loss with its pair miner (Wang et al. 2019), per group s of
+  `group_pairs`. Mining: a negative k is kept when s_ik + epsilon > min_{j pos} s_ij, a
+  positive j when s_ij - epsilon < max_{k neg} s_ik. Then
+
+    1/alpha log(1 + sum_{kept pos} exp(-alpha (s_ij - base))) + 1/beta log(1 + sum_{kept neg} exp(beta (s_ik - base))).
+
+  Args: embeddings: [N, D]; labels: [N, T]; tag_group: [T]; group_masks: [S, D].
+  Returns: ([N, S] loss, [N, S] valid: the anchor has a positive and a negative).
+  """
+  sim, pos, neg = group_pairs(embeddings, labels, tag_group, group_masks)
+  min_pos = jnp.min(jnp.where(pos, sim, jnp.inf), axis=-1, keepdims=True)
+  max_neg = jnp.max(jnp.where(neg, sim, -jnp.inf), axis=-1, keepdims=True)
+  pos_kept = pos & (sim - epsilon < max_neg)
+  neg_kept = neg & (sim + epsilon > min_pos)
+  loss = (_log1p_sum_exp(-alpha * (sim - base), pos_kept) / alpha
+          + _log1p_sum_exp(beta * (sim - base), neg_kept) / beta)
+  valid = pos.any(-1) & neg.any(-1)
+  return jnp.where(valid, loss, 0.0).T, valid.T
+
+
+def supervised_contrastive_loss(embeddings, labels, tag_group, group_masks, temperature: float = 0.1):
+  """Multi-label supervised contrastive loss (Khosla et al. 2020, L_out), per group s of
+  `group_pairs`: positives P(i) share a tag of s with i, the denominator runs over every
+  other example a != i of the batch:
+
+    -1/|P(i)| sum_{p in P(i)} log( exp(s_ip / T) / sum_{a != i} exp(s_ia / T) ).
+
+  Args: embeddings: [N, D]; labels: [N, T]; tag_group: [T]; group_masks: [S, D].
+  Returns: ([N, S] loss, [N, S] valid: the anchor has a positive).
+  """
+  sim, pos, _ = group_pairs(embeddings, labels, tag_group, group_masks)
+  n = sim.shape[-1]
+  logits = sim / temperature
+  log_prob = logits - jax.nn.logsumexp(jnp.where(jnp.eye(n, dtype=bool), -jnp.inf, logits), axis=-1, keepdims=True)
+  count = pos.sum(-1)
+  loss = -jnp.sum(jnp.where(pos, log_prob, 0.0), axis=-1) / jnp.maximum(count, 1)
+  return jnp.where(count > 0, loss, 0.0).T, (count > 0).T
+
+
+def all_triplet_loss(embeddings, labels, tag_masks, margin: float = 0.1):
+  """The label-conditioned triplet loss over every valid triplet of the batch: for each
+  anchor a, tag y of a, positive p != a with y and negative n without y,
+  max(0, cos_y(a, n) - cos_y(a, p) + margin), cosines in y's subspace (tag_masks[y]).
+
+  Args: embeddings: [N, D]; labels: [N, T]; tag_masks: [T, D] (all ones: complete space).
+  Returns: ([N] sum of the anchor's triplet losses, [N] its triplets with a positive loss,
+    [N] its valid triplets). Reduced as the sum over the number of positive losses (the
+    average over non-zero triplets of pytorch-metric-learning's TripletMarginLoss).
+  """
+  has = labels.astype(bool).T  # [T, N]
+  n = has.shape[1]
+  z = l2_normalize(embeddings[None] * jnp.asarray(tag_masks)[:, None])  # [T, N, D]
+  sim = jnp.einsum("tnd,tmd->tnm", z, z)  # [T, a, j]
+  pos = has[:, :, None] & has[:, None, :] & ~jnp.eye(n, dtype=bool)  # [T, a, p]
+  neg = has[:, :, None] & ~has[:, None, :]  # [T, a, n]
+  valid = pos[..., None] & neg[:, :, None, :]  # [T, a, p, n]
+  loss = jnp.where(valid, jax.nn.relu(sim[:, :, None, :] - sim[:, :, :, None] + margin), 0.0)
+  return loss.sum((0, 2, 3)), (loss > 0).sum((0, 2, 3)), valid.sum((0, 2, 3))
 
 
 def track_triplet_loss(rng, first, second, margin: float = 0.1):

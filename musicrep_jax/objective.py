@@ -82,8 +82,26 @@ def _paper_triplet(o, rng, emb, w, b, labels, sample):
 
 
 def _batch_hard_triplet(o, rng, emb, w, b, labels):
-  per, valid = losses.batch_hard_triplet_loss(emb, labels, o.tag_group, o.group_masks, o.cfg.margin)
+  soft = o.cfg.temperature if o.cfg.soft_margin else None
+  per, valid = losses.batch_hard_triplet_loss(emb, labels, o.tag_group, o.group_masks, o.cfg.margin, soft)
   return _mean_valid(per, valid), {"valid_triplets": valid.mean()}
+
+
+def _all_triplets(o, rng, emb, w, b, labels):
+  total, active, valid = losses.all_triplet_loss(emb, labels, jnp.asarray(o.tag_masks), o.cfg.margin)
+  return total.sum() / jnp.maximum(active.sum(), 1), {"active_triplets": active.sum() / jnp.maximum(valid.sum(), 1)}
+
+
+def _multi_similarity(o, rng, emb, w, b, labels):
+  c = o.cfg
+  per, valid = losses.multi_similarity_loss(emb, labels, o.tag_group, o.group_masks, c.ms_alpha, c.ms_beta,
+                                            c.ms_base, c.ms_epsilon)
+  return _mean_valid(per, valid), {"valid_anchors": valid.mean()}
+
+
+def _supervised_contrastive(o, rng, emb, w, b, labels):
+  per, valid = losses.supervised_contrastive_loss(emb, labels, o.tag_group, o.group_masks, o.cfg.temperature)
+  return _mean_valid(per, valid), {"valid_anchors": valid.mean()}
 
 
 def _proxy_bce(o, rng, emb, w, b, labels):
@@ -119,7 +137,15 @@ LOSSES = {
     "triplet": LossSpec(_label_triplet, _prototype_scores, needs_prototypes=True, logits=False,
                         doc="label-conditioned triplets sampled in the batch (paper rows 1-3)"),
     "triplet_bh": LossSpec(_batch_hard_triplet, _prototype_scores, needs_prototypes=True, logits=False,
-                           doc="batch-hard triplets: over the batch, or per category subspace when disentangled"),
+                           doc="batch-hard triplets: over the batch, or per category subspace when disentangled "
+                               "(config.loss.soft_margin: the soft margin at config.loss.temperature)"),
+    "triplet_all": LossSpec(_all_triplets, _prototype_scores, needs_prototypes=True, logits=False,
+                            doc="label-conditioned triplets: every valid triplet of the batch, averaged over those "
+                                "with a positive loss"),
+    "multi_similarity": LossSpec(_multi_similarity, _prototype_scores, needs_prototypes=True, logits=False,
+                                 doc="multi-similarity loss with its pair miner (config.loss.ms_*)"),
+    "supcon": LossSpec(_supervised_contrastive, _prototype_scores, needs_prototypes=True, logits=False,
+                       doc="multi-label supervised contrastive loss (temperature config.loss.temperature)"),
     "proxy": LossSpec(_proxy_bce, _proxy_scores, needs_prototypes=False, logits=True,
                       doc="proxy loss = normalised classification (paper rows 4, 5, 7, 8)"),
     "proxy_nca": LossSpec(_proxy_nca, _unit_proxy_scores, needs_prototypes=False, logits=False,

@@ -5,11 +5,30 @@ Divide the learning rate by `factor` when the validation loss has not improved f
 last reduction, stop. An epoch improves when its loss is below best x (1 - threshold)
 (PyTorch's relative threshold; 0: any decrease). The state is a small dict so it
 travels in checkpoint metadata.
+
+What is monitored (config.train.select_by) also picks the best checkpoint: "loss", each
+model's own validation loss, or "quality", the validation quality of
+`evaluate.validation_quality` (the mean of validation recall@1 and tagging ROC-AUC), one
+figure for every loss, so that every model is stopped and selected by the same rule.
+The schedule minimises, so quality enters negated.
 """
 
 from __future__ import annotations
 
 import math
+
+
+SELECT_BY = ("loss", "quality")
+
+
+def monitored(select_by: str, val_loss: float, quality: dict) -> float:
+  """The figure the schedule minimises after an epoch."""
+  return val_loss if select_by == "loss" else -quality["val_quality"]
+
+
+def shown(select_by: str, best: float) -> float:
+  """The schedule's best as people read it (quality positive)."""
+  return best if select_by == "loss" else -best
 
 
 def init(learning_rate: float) -> dict:

@@ -190,11 +190,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
           ckpt.save(step, state, {**meta, "train_time_s": meta["train_time_s"] + time.time() - epoch_start})
       bar.newline()
       val = validation_loss(setup, state, t.seed)
-      quality = evaluate.validation_quality(setup, state) if t.validation_quality else {}
+      quality = evaluate.validation_quality(setup, state) if t.validation_quality or t.select_by == "quality" else {}
       if not math.isfinite(val):
         raise TrainingError(f"the validation loss is {val} after epoch {epoch}: the last good checkpoint is kept")
       epoch_time = time.time() - epoch_start
-      sched = schedule.update(meta["schedule"], val, epoch, factor=t.plateau_factor,
+      sched = schedule.update(meta["schedule"], schedule.monitored(t.select_by, val, quality), epoch, factor=t.plateau_factor,
                               patience=t.plateau_patience, max_reductions=t.max_reductions,
                               threshold=t.plateau_threshold)
       improved = sched["best_epoch"] == epoch
@@ -202,8 +202,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
               "epoch_times": meta["epoch_times"] + [epoch_time],
               "best_step": int(state["step"]) if improved else meta.get("best_step"), "steps_run": int(state["step"])}
       writer.write(int(state["step"]), epoch=epoch, val_loss=val, lr=sched["lr"], epoch_time_s=epoch_time, **quality)
-      progress.log(f"epoch {epoch}: val loss {val:.4f} (best {sched['best']:.4f} at epoch {sched['best_epoch']}), "
-                   f"lr {sched['lr']:.2e}, {epoch_time:.0f} s", lead)
+      figure = (f"val loss {val:.4f}" if t.select_by == "loss" else
+                f"val loss {val:.4f}, val quality {quality['val_quality']:.4f}")
+      progress.log(f"epoch {epoch}: {figure} (best {schedule.shown(t.select_by, sched['best']):.4f} at epoch "
+                   f"{sched['best_epoch']}), lr {sched['lr']:.2e}, {epoch_time:.0f} s", lead)
       ckpt.save(int(state["step"]), state, meta, best=improved)
       if notice.between_epochs():
         raise Preempted(notice.status)

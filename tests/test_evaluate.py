@@ -41,12 +41,16 @@ def _context(name="proxy_dis", n=40, meta=None, **overrides):
   return ctx
 
 
-def test_training_time_reads_the_schedule():
+@pytest.mark.parametrize("select_by,best,key,shown", [("loss", 0.5, "val_loss_best", 0.5),
+                                                      ("quality", -0.8, "val_quality_best", 0.8)])
+def test_training_time_reads_the_schedule(select_by, best, key, shown):
   meta = {"epoch": 5, "train_time_s": 50.0, "epoch_times": [12.0, 9.0, 10.0, 11.0, 8.0],
-          "schedule": {**schedule.init(0.1), "best": 0.5, "best_epoch": 2}, "best_step": 30, "steps_run": 50}
-  out = evaluate.training_time(_context(meta=meta))
-  assert out == {"train_time_s": 50.0, "epochs": 3, "epochs_run": 5, "time_per_epoch_s": 10.0, "val_loss_best": 0.5,
-                 "steps_to_best": 30, "steps_run": 50}
+          "schedule": {**schedule.init(0.1), "best": best, "best_epoch": 2}, "best_step": 30, "steps_run": 50}
+  ctx = _context(meta=meta)
+  ctx.config.train.select_by = select_by
+  out = evaluate.training_time(ctx)
+  assert out == {"train_time_s": 50.0, "epochs": 3, "epochs_run": 5, "time_per_epoch_s": 10.0, key: shown,
+                 "selected_by": select_by, "steps_to_best": 30, "steps_run": 50}
 
 
 def test_retrieval_is_recall_at_k_of_the_test_embeddings():
@@ -102,8 +106,8 @@ def test_only_the_configured_tasks_run():
   ctx = _context()
   ctx.config.eval.tasks = ("training_time", "track_triplets")
   out = evaluate.run_tasks(ctx)
-  assert set(out) == {"train_time_s", "epochs", "epochs_run", "time_per_epoch_s", "val_loss_best", "steps_to_best",
-                      "steps_run", "track_triplet_acc"}
+  assert set(out) == {"train_time_s", "epochs", "epochs_run", "time_per_epoch_s", "val_quality_best", "selected_by",
+                      "steps_to_best", "steps_run", "track_triplet_acc"}
   ctx.config.eval.tasks = ("retrieval", "nope")
   with pytest.raises(errors.ConfigError, match="config.eval.tasks names 'nope'"):
     configlib.check(ctx.config, devices=1)
@@ -136,7 +140,7 @@ def test_tag_scores_of_every_loss_match_numpy(name, disentangled):
   want = np.zeros((5, 6))
   for t in range(6):
     x = emb * masks[t]
-    if name in ("triplet", "triplet_bh"):  # cosine to the prototype, in the tag's subspace
+    if name in ("triplet", "triplet_bh", "triplet_all", "multi_similarity", "supcon"):  # cosine to the prototype, in the tag's subspace
       want[:, t] = _np_unit(x) @ _np_unit(protos[t] * masks[t])
     elif name == "proxy":  # normalised embedding . unnormalised proxy
       want[:, t] = _np_unit(x) @ (w[:, t] * masks[t])

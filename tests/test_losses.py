@@ -126,6 +126,13 @@ def test_gradients_finite_at_degenerate_inputs(case):
       lambda e: losses.label_triplet_loss(jax.random.key(0), e, labels_none, masks[tag_cat], 0.1)[0].sum(),
       lambda e: losses.batch_hard_triplet_loss(e, labels, tag_cat, masks, 0.1)[0].sum(),
       lambda e: losses.batch_hard_triplet_loss(e, labels_none, tag_cat, masks, 0.1)[0].sum(),
+      lambda e: losses.batch_hard_triplet_loss(e, labels, tag_cat, masks, 0.1, 0.5)[0].sum(),
+      lambda e: losses.all_triplet_loss(e, labels, masks[tag_cat], 0.1)[0].sum(),
+      lambda e: losses.all_triplet_loss(e, labels_none, masks[tag_cat], 0.1)[0].sum(),
+      lambda e: losses.multi_similarity_loss(e, labels, tag_cat, masks)[0].sum(),
+      lambda e: losses.multi_similarity_loss(e, labels_none, tag_cat, masks)[0].sum(),
+      lambda e: losses.supervised_contrastive_loss(e, labels, tag_cat, masks, 0.1)[0].sum(),
+      lambda e: losses.supervised_contrastive_loss(e, labels_none, tag_cat, masks, 0.1)[0].sum(),
       lambda e: losses.track_triplet_loss(jax.random.key(0), e, e, 0.1).sum(),
       lambda e: losses.proxy_bce_loss(e, w, labels).sum(),
       lambda e: losses.proxy_bce_loss(e, w, labels, masks[tag_cat]).sum(),
@@ -211,3 +218,117 @@ def test_paper_sampler_picks_valid_triplets_each_embedded_as_its_own_input(track
     cos2 = lambda a, b: (unit(a) * unit(b)).sum(-1)
     want += track_weight * np.maximum(cos2(e[:, 0], e[:, 4]) - cos2(e[:, 0], e[:, 3]) + cfg.margin, 0).mean()
   assert float(loss) == pytest.approx(want, rel=1e-4)
+
+
+def _groups(disentangled):
+  """(tag -> group, [S, D] group masks) as objective.Objective builds them."""
+  cat = np.array([0, 0, 1, 1, 2, 3])
+  if disentangled:
+    return cat, losses.subspace_masks((2, 2, 2, 2))
+  return np.zeros(6, int), np.ones((1, 8), np.float32)
+
+
+def _pairs(labels, group_of_tag, s, i):
+  """Positives (j != i sharing a tag of group s) and negatives (sharing none, both tagged) of anchor i."""
+  ls = labels[:, group_of_tag == s] > 0
+  pos = [j for j in range(len(labels)) if j != i and (ls[i] & ls[j]).any()]
+  neg = [j for j in range(len(labels)) if ls[i].any() and ls[j].any() and not (ls[i] & ls[j]).any()]
+  return pos, neg
+
+
+def _batch():
+  emb = RNG.normal(size=(10, 8)).astype(np.float32)
+  labels = (RNG.random((10, 6)) < 0.35).astype(np.float32)
+  return emb, labels
+
+
+@pytest.mark.parametrize("disentangled", [False, True])
+def test_batch_hard_soft_margin_matches_hermans_formula(disentangled):
+  emb, labels = _batch()
+  group, masks = _groups(disentangled)
+  loss, valid = map(np.asarray, losses.batch_hard_triplet_loss(emb, labels, group, masks, 0.1, 0.5))
+  for s in range(len(masks)):
+    for i in range(10):
+      pos, neg = _pairs(labels, group, s, i)
+      assert valid[i, s] == bool(pos and neg)
+      if pos and neg:
+        # Hermans et al.: log(1 + exp(max_p d(a, p) - min_n d(a, n))), d the squared euclidean distance of unit vectors
+        unit = lambda x: x * masks[s] / np.linalg.norm(x * masks[s])
+        d = lambda j: np.sum((unit(emb[i]) - unit(emb[j])) ** 2)
+        ref = np.log1p(np.exp(max(d(j) for j in pos) - min(d(j) for j in neg)))
+        np.testing.assert_allclose(loss[i, s], ref, rtol=1e-4, atol=1e-6)
+      else:
+        assert loss[i, s] == 0
+
+
+@pytest.mark.parametrize("disentangled", [False, True])
+def test_multi_similarity_matches_wang_et_al(disentangled):
+  emb, labels = _batch()
+  group, masks = _groups(disentangled)
+  alpha, beta, base, eps = 2.0, 10.0, 0.5, 0.1
+  loss, valid = map(np.asarray, losses.multi_similarity_loss(emb, labels, group, masks, alpha, beta, base, eps))
+  for s in range(len(masks)):
+    for i in range(10):
+      pos, neg = _pairs(labels, group, s, i)
+      assert valid[i, s] == bool(pos and neg)
+      if not (pos and neg):
+        assert loss[i, s] == 0
+        continue
+      sim = lambda j: np_cos(emb[i] * masks[s], emb[j] * masks[s])
+      # Mining (Wang et al. 2019, eq. 5 and 6), then the loss (eq. 8).
+      kept_neg = [k for k in neg if sim(k) > min(sim(j) for j in pos) - eps]
+      kept_pos = [j for j in pos if sim(j) < max(sim(k) for k in neg) + eps]
+      ref = (np.log(1 + sum(np.exp(-alpha * (sim(j) - base)) for j in kept_pos)) / alpha
+             + np.log(1 + sum(np.exp(beta * (sim(k) - base)) for k in kept_neg)) / beta)
+      np.testing.assert_allclose(loss[i, s], ref, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("disentangled", [False, True])
+def test_supervised_contrastive_matches_khosla_et_al(disentangled):
+  emb, labels = _batch()
+  group, masks = _groups(disentangled)
+  temp = 0.2
+  loss, valid = map(np.asarray, losses.supervised_contrastive_loss(emb, labels, group, masks, temp))
+  for s in range(len(masks)):
+    for i in range(10):
+      pos, _ = _pairs(labels, group, s, i)
+      assert valid[i, s] == bool(pos)
+      sim = lambda j: np_cos(emb[i] * masks[s], emb[j] * masks[s])
+      denom = sum(np.exp(sim(a) / temp) for a in range(10) if a != i)
+      ref = -np.mean([np.log(np.exp(sim(p) / temp) / denom) for p in pos]) if pos else 0.0
+      np.testing.assert_allclose(loss[i, s], ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("disentangled", [False, True])
+def test_all_triplets_enumerates_every_valid_triplet(disentangled):
+  emb, labels = _batch()
+  group, masks = _groups(disentangled)
+  tag_masks = masks[group]
+  total, active, valid = map(np.asarray, losses.all_triplet_loss(emb, labels, tag_masks, 0.1))
+  for a in range(10):
+    terms = []
+    for y in np.flatnonzero(labels[a]):
+      for p in range(10):
+        for n in range(10):
+          if p != a and labels[p, y] and not labels[n, y]:
+            m = tag_masks[y]
+            terms.append(max(0.0, np_cos(emb[a] * m, emb[n] * m) - np_cos(emb[a] * m, emb[p] * m) + 0.1))
+    assert valid[a] == len(terms)
+    assert active[a] == sum(t > 0 for t in terms)
+    np.testing.assert_allclose(total[a], sum(terms), rtol=1e-4, atol=1e-5)
+
+
+def test_new_objectives_are_the_same_function_with_a_mask():
+  """Entangled and disentangled objectives differ only in their masks: with one subspace
+  spanning every dim, the disentangled loss equals the entangled one."""
+  from musicrep_jax import configlib, objective  # pylint: disable=import-outside-toplevel
+  emb, labels = _batch()
+  for name in ("triplet_all", "multi_similarity", "supcon", "triplet_bh"):
+    values = []
+    for dis in (False, True):
+      cfg = configlib.base("smoke").loss
+      cfg.name, cfg.disentangled = name, dis
+      obj = objective.Objective(cfg, (8,), np.zeros(6, int))
+      values.append(float(obj(jax.random.key(0), jnp.asarray(emb)[:, None], None, None, jnp.asarray(labels))[0]))
+    np.testing.assert_allclose(values[0], values[1], rtol=1e-6, err_msg=name)
+    assert values[0] > 0, name
