@@ -10,10 +10,15 @@ pytestmark = pytest.mark.slow  # end-to-end runs of the real commands
 
 
 def test_bench_two_seeds_mean_sd_cells_reuse_and_partial_tables(data_dir, tmp_path):
+  import json  # pylint: disable=import-outside-toplevel
+  best = tmp_path.parent / f"{tmp_path.name}-best.json"  # a tune --out best.json: proxy_dis at its tuned setting
+  best.write_text(json.dumps({"proxy_dis": {"trial": 3, "overrides": {"train.learning_rate": 0.0031},
+                                            "val_quality_best": 0.5}}))
   args = ("musicrep_jax.tools.bench", "--preset=smoke", f"--out={tmp_path}", "--configs=proxy_dis,baseline_random",
-          "--seeds=2", f"--data_dir={data_dir}")
+          "--seeds=2", f"--data_dir={data_dir}", f"--tuned={best}")
   first = run_module(*args)
   assert first.stdout.count("done in") == 4
+  assert json.load(open(tmp_path / "runs" / "proxy_dis-seed0" / "config.json"))["train"]["learning_rate"] == 0.0031
   table = (tmp_path / "table.md").read_text()
   assert "Made by `python -m musicrep_jax.tools.bench" in table and "mean ± std over 2 seeds" in table
   assert "PARTIAL" not in table
@@ -29,6 +34,7 @@ def test_bench_two_seeds_mean_sd_cells_reuse_and_partial_tables(data_dir, tmp_pa
     assert (tmp_path / png).stat().st_size > 1000, png
   found = (tmp_path / "findings.md").read_text()
   assert "## The paper's findings" in found and "PARTIAL" not in found  # its pairs need other models: none here
+  assert "## The paper's triplet-prediction claim" in found and "| proxy_dis | " in found.split("still rising?")[-1]
   second = run_module(*args)
   assert second.stdout.count("reusing") == 4 and "done in" not in second.stdout
   # A run that is missing (its small files not there): the table is marked partial.
@@ -125,3 +131,21 @@ def test_perf_prints_step_and_pipeline_rates(data_dir, tmp_path):
   assert float(step) > 0 and float(pipeline) > 0 and float(gflop) > 0
   assert abs(float(tflops) - float(gflop) * float(step) / 1e3) < 0.01 + 0.1 * float(tflops)
   assert abs(float(headroom.rstrip("x")) - float(pipeline) / float(step)) < 0.1 * float(headroom.rstrip("x")) + 0.1
+
+
+def test_triplet_claim_pairs_every_metric_model_with_every_classifier():
+  from musicrep_jax.tools import findings  # pylint: disable=import-outside-toplevel
+  claims = findings.triplet_claim(("triplet_dis", "supcon_dis", "triplet_dis"))
+  assert [c.metric for c in claims] == [m for _, m in findings.TRIPLET_METRICS]
+  assert claims[1].pairs == (("triplet_dis", "proxy_dis"), ("triplet_dis", "class_dis"),
+                             ("supcon_dis", "proxy_dis"), ("supcon_dis", "class_dis"))
+
+
+def test_still_rising_compares_the_projected_rise_with_seed_noise():
+  from musicrep_jax.tools import findings  # pylint: disable=import-outside-toplevel
+  flat = [[(e, 0.70 + 0.001 * s) for e in range(10)] for s in range(3)]  # a plateau; best 0.700/0.701/0.702
+  rising = [[(e, 0.50 + 0.01 * e + 0.001 * s) for e in range(10)] for s in range(3)]  # +0.01 an epoch
+  rows = {r["model"]: r for r in findings.still_rising({"flat": flat, "rising": rising})}
+  assert rows["flat"]["rise"] == pytest.approx(0.0, abs=1e-9) and rows["flat"]["still_rising"] is False
+  assert rows["rising"]["rise"] == pytest.approx(0.06) and rows["rising"]["noise"] == pytest.approx(0.001)
+  assert rows["rising"]["still_rising"] is True

@@ -33,8 +33,11 @@ PAPER = ["triplet", "triplet_dis", "triplet_dis_track", "proxy", "proxy_dis", "c
 EXTENDED = ["proxy_nca", "proxy_nca_dis", "triplet_bh", "triplet_bh_dis"]
 PAPER_ROWS = ["triplet_paper", "triplet_dis_paper", "triplet_dis_track_paper"]  # the paper's triplet sampler
 BASELINES = ["baseline_random", "baseline_untrained", "baseline_logmel"]
+# Today's metric learning (#26), disentangled: the rows of the tuned comparison beside the paper's.
+MODERN = ["triplet_all_dis", "multi_similarity_dis", "supcon_dis", "triplet_bh_soft_dis", "proxy_nca_dis"]
 GROUPS = {"paper": PAPER, "extended": PAPER + EXTENDED, "paper_rows": PAPER_ROWS, "baselines": BASELINES,
-          "all": BASELINES + PAPER + PAPER_ROWS + EXTENDED}
+          "modern": MODERN, "all": BASELINES + PAPER + PAPER_ROWS + EXTENDED,
+          "tuned": BASELINES + PAPER + PAPER_ROWS + MODERN}
 REPO = configlib.REPO
 
 _PRESET = flags.DEFINE_enum("preset", "default", ["smoke", "default", "paper"], "Config preset of every run.")
@@ -55,6 +58,9 @@ _CONTROL = flags.DEFINE_string("control", "", "Another bench --out folder with t
                                "(e.g. the correlated runs, for a --dataset=synth_music:decorrelated bench): writes "
                                "OUT/control.md, the disentanglement figures of both, compared over seeds.")
 _OVERRIDES = flags.DEFINE_multi_string("override", [], "Extra --config.<key>=<value> for every run.")
+_TUNED = flags.DEFINE_string("tuned", "", "A tune --out folder's best.json: every config trains at its family's tuned "
+                             "setting (tools/tune.py: its own family's, or its twin's for entangled and paper-sampler "
+                             "configs), before any --override.")
 flags.mark_flag_as_required("out")
 
 
@@ -73,6 +79,13 @@ def run_dir(out: str, name: str, seed: int) -> str:
   return os.path.join(out, "runs", f"{name}{tag}-seed{seed}")
 
 
+def tuned_overrides(name: str) -> list[str]:
+  if not _TUNED.value:
+    return []
+  from musicrep_jax.tools import tuning  # pylint: disable=import-outside-toplevel
+  return tuning.tuned_overrides(os.path.expanduser(_TUNED.value), name)
+
+
 def run_one(name: str, seed: int, out: str) -> dict:
   """eval.json of one run, training it first unless it is complete."""
   workdir = run_dir(out, name, seed)
@@ -84,7 +97,7 @@ def run_one(name: str, seed: int, out: str) -> dict:
     cmd = [sys.executable, "-m", "musicrep_jax.main", f"--config={os.path.join(REPO, 'configs', name)}.py{preset}",
            f"--workdir={workdir}", f"--config.data_dir={_DATA_DIR.value}", f"--config.train.seed={seed}",
            *([f"--config.dataset={_DATASET.value}"] if _DATASET.value else []),
-           *[f"--config.{o}" for o in _OVERRIDES.value]]
+           *[f"--config.{o}" for o in tuned_overrides(name) + _OVERRIDES.value]]
     print(f"[bench] {name} seed {seed}: {' '.join(cmd[1:])}", flush=True)
     start = time.time()
     proc = subprocess.run(cmd, cwd=REPO)
@@ -148,13 +161,36 @@ def write_findings(finished: dict[str, list[str]], results: dict[str, list[dict]
       cv = [f["embedding_stats"]["norm_cv"] for f in figs]
       rows.append(f"| {name} | " + " | ".join(f"{np.mean(v):.1f} ± {np.std(v):.1f}" for v in r1.values())
                   + f" | {np.mean(cv):.2f} | {len(figs)} |")
+  from musicrep_jax.tools import report  # pylint: disable=import-outside-toplevel
+  metric_models = ["triplet_dis", "triplet_dis_paper"] + [m for m in [best_metric_model()] if m in runs]
+  rising = findings.still_rising({n: [report.quality_curve(d) for d in ds] for n, ds in finished.items()
+                                  if not n.startswith("baseline_")})
   with open(os.path.join(out, "findings.md"), "w") as f:
     f.write(("**PARTIAL** (runs missing; see table.md).\n\n" if missing else "") + findings.__doc__.split("\n\n", 1)[1]
             + "\n## The paper's findings\n\n" + findings.markdown(findings.evaluate(runs, findings.PAPER))
+            + "\n## The paper's triplet-prediction claim\n\nMetric-learning models: "
+            + ", ".join(metric_models) + " (the last, where it is not a paper model, is the tuned metric-learning "
+            "family with the best validation quality in --tuned's best.json).\n\n"
+            + findings.markdown(findings.evaluate(runs, findings.triplet_claim(metric_models)))
             + "\n## Extended rows\n\n" + findings.markdown(findings.evaluate(runs, findings.EXTENDED))
+            + "\n## Stopped while still rising?\n\n" + findings.still_rising.__doc__.split("\n\n", 1)[1]
+            + "\n" + findings.still_rising_markdown(rising)
             + "\n## Retrieval by distance (R@1, test split; from each run's distances.json)\n\n"
             + "| model | cosine | euclidean | dot | norm CV | seeds |\n|---|---|---|---|---|---|\n"
             + "\n".join(rows) + "\n")
+
+
+def best_metric_model() -> str | None:
+  """The tuned metric-learning family (one that tags by prototypes) with the best
+  validation quality in --tuned's best.json; None without --tuned."""
+  if not _TUNED.value:
+    return None
+  from musicrep_jax import objective  # pylint: disable=import-outside-toplevel
+  from musicrep_jax.tools import tuning  # pylint: disable=import-outside-toplevel
+  best = tuning.read_best(os.path.expanduser(_TUNED.value))
+  metric = {f: v for f, v in best.items()
+            if objective.LOSSES[configlib.load(f).loss.name].needs_prototypes and v.get("val_quality_best") is not None}
+  return max(metric, key=lambda f: metric[f]["val_quality_best"]) if metric else None
 
 
 def _runs_by_seed(out: str) -> tuple[dict[str, dict[int, dict]], str]:

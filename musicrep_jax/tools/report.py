@@ -63,6 +63,43 @@ def validation_curve(workdir: str) -> list[tuple[int, float]]:
     return [(l["step"], l["val_roc_auc"]) for l in map(json.loads, f) if l.get("val_roc_auc") is not None]
 
 
+def quality_curve(workdir: str) -> list[tuple[int, float]]:
+  """[(step, validation quality)] of a run's epochs: the common figure of the stopping rule
+  (the mean of validation recall@1 and ROC-AUC; computed for runs that predate it)."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    lines = [l for l in map(json.loads, f) if l.get("val_roc_auc") is not None]
+  return [(l["step"], l.get("val_quality", (l["val_recall_at_1"] + l["val_roc_auc"]) / 2)) for l in lines]
+
+
+def _curve_panels(rows: list[dict], workdirs: dict[str, list[str]], path: str, x_of, xlabel: str) -> None:
+  """One panel per model: every seed's validation quality against x_of(step, row)."""
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  if not rows:
+    return
+  ncols = min(4, len(rows))
+  nrows = -(-len(rows) // ncols)
+  fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.5 * nrows), squeeze=False, sharey=True)
+  for ax, r in zip(axes.flat, rows):
+    for seed, workdir in enumerate(workdirs[r["model"]]):
+      curve = quality_curve(workdir)
+      ax.plot([x_of(s, r) for s, _ in curve], [q for _, q in curve], linewidth=1, label=f"seed {seed}")
+    ax.set_title(r["model"], fontsize=9)
+    ax.grid(alpha=0.3)
+  for ax in axes.flat[len(rows):]:
+    ax.axis("off")
+  for ax in axes[:, 0]:
+    ax.set_ylabel("validation quality", fontsize=8)
+  for ax in axes[-1]:
+    ax.set_xlabel(xlabel, fontsize=8)
+  fig.suptitle("Validation quality (mean of validation R@1 and ROC-AUC) per epoch, every seed")
+  fig.tight_layout()
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
 def _first_reaching(curve, target):
   return next((step for step, auc in curve if auc is not None and auc >= target), None)
 
@@ -206,16 +243,6 @@ def _bars(ax, labels, series: dict, ylabel):
   ax.legend(fontsize=7)
 
 
-def _save(fig, ax, path: str, xlabel: str, ylabel: str) -> None:
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  ax.set_xlabel(xlabel)
-  ax.set_ylabel(ylabel)
-  ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-
-
 def plots(rows: list[dict], workdirs: dict[str, list[str]], out: str) -> None:
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
@@ -247,25 +274,10 @@ def plots(rows: list[dict], workdirs: dict[str, list[str]], out: str) -> None:
   fig.savefig(os.path.join(out, "time_ratio.png"), dpi=100)
   plt.close(fig)
 
-  fig, ax = plt.subplots(figsize=(7, 4))
-  for name in names:
-    path = os.path.join(workdirs[name][0], "metrics.jsonl")
-    if os.path.exists(path):
-      lines = [json.loads(l) for l in open(path)]
-      val = [(l["epoch"], l["val_loss"]) for l in lines if "val_loss" in l]
-      if val:
-        first = val[0][1]
-        ax.plot([e for e, _ in val], [v / first for _, v in val], marker="o", label=name)
-  _save(fig, ax, os.path.join(out, "training_curves.png"), "epoch", "validation loss / first epoch's")
-
-  fig, ax = plt.subplots(figsize=(7, 4))
-  for r in rows:
-    curve = validation_curve(workdirs[r["model"]][0])
-    if curve and r.get("gflop_per_step"):
-      ax.plot([s * r["gflop_per_step"] for s, _ in curve], [a for _, a in curve], marker=".", label=r["model"])
-  if rows and rows[0].get("target_auc"):
-    ax.axhline(rows[0]["target_auc"], color="grey", linestyle="--", linewidth=1)
-  _save(fig, ax, os.path.join(out, "quality_vs_cost.png"), "training cost (GFLOP)", "validation ROC-AUC")
+  trained = [r for r in rows if r.get("gflop_per_step")]
+  _curve_panels(trained, workdirs, os.path.join(out, "training_curves.png"), lambda step, r: step, "training step")
+  _curve_panels(trained, workdirs, os.path.join(out, "quality_vs_cost.png"),
+                lambda step, r: step * r["gflop_per_step"], "training cost (GFLOP)")
 
   fig, axes = plt.subplots(len(names), len(CATS), figsize=(3 * len(CATS), 2.6 * len(names)), squeeze=False)
   for i, name in enumerate(names):
