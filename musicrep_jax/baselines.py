@@ -33,7 +33,7 @@ class Baseline(train.Setup):
     if self.kind == "logmel":  # 2 x n_mels dimensions, no subspaces
       dims = (2 * config.audio.n_mels, 0, 0, 0)
       self.dim_category = np.zeros(dims[0], int)
-      self.objective = objective.Objective(config.loss, dims, self.tag_category)
+      self.objective = objective.Objective(config.loss, dims, self.tag_category, ~self.held_out)
 
   def state(self):
     if self.kind == "untrained":

@@ -20,7 +20,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # a checkout
 CONFIGS_DIR = os.path.join(REPO, "configs")
 # The evaluators of evaluate.EVALUATORS that a run computes (drop names to skip tasks).
 EVAL_TASKS = ("training_time", "retrieval", "tagging", "tag_triplets", "track_triplets", "factor_triplets",
-              "shortcut", "human_triplets")
+              "shortcut", "human_triplets", "open_set")
 
 
 def base(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -61,6 +61,9 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
                  plateau_factor=5.0, plateau_patience=3, max_reductions=2, seed=0,
                  log_every_steps=10, checkpoint_every_steps=200, shuffle_buffer=512,
                  preemption_grace_s=30.0, validation_quality=True, plateau_threshold=0.002, select_by="quality")
+  # The training condition (musicrep_jax/conditions.py; bench --condition): held-out tags,
+  # a fraction of labelled tracks, dropped positive labels.
+  c.condition = dict(open_set=False, label_fraction=1.0, drop_positive=0.0)
   c.eval = dict(batch_size=64, checkpoint="best", prototype_tracks=2000, max_tracks=0,
                 triplets_per_category=4000, tasks=EVAL_TASKS, distance="cosine")
 
@@ -153,6 +156,10 @@ def check(config: ml_collections.ConfigDict, devices: int, train_tracks: int | N
   if config.train.select_by not in schedule.SELECT_BY:
     raise errors.ConfigError(f"config.train.select_by={config.train.select_by!r} is unknown: choose one of "
                              f"{', '.join(schedule.SELECT_BY)}")
+  cond = config.condition
+  if not 0 < cond.label_fraction <= 1 or not 0 <= cond.drop_positive < 1:
+    raise errors.ConfigError(f"config.condition.label_fraction={cond.label_fraction} must lie in (0, 1] and "
+                             f"config.condition.drop_positive={cond.drop_positive} in [0, 1)")
   if config.train.plateau_factor <= 1:
     raise errors.ConfigError(f"config.train.plateau_factor={config.train.plateau_factor} must exceed 1 "
                              "(lr is divided by it)")

@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 
+from musicrep_jax import conditions
 from musicrep_jax import errors
 from musicrep_jax import losses
 from musicrep_jax import metrics
@@ -72,19 +73,35 @@ def song_embeddings(setup, state, batches) -> tuple[np.ndarray, list[np.ndarray]
 
 class Context:
   """What the evaluators of one run share: the model, its state and the training
-  metadata; the test and training embeddings are computed once, when first asked for."""
+  metadata; the test and training embeddings are computed once, when first asked for.
+
+  `test`, `validation` and the prototypes see the labels of the run's condition (an
+  open-set run's held-out tags removed: the standard figures are then seen-tag figures);
+  `test_all_tags` and `validation_all_tags` are the same embeddings with every label."""
 
   def __init__(self, setup, state, meta: dict):
     self.setup, self.state, self.meta = setup, state, meta
     self.config = setup.config
+    self.held_out = getattr(setup, "held_out", np.zeros(len(setup.tag_names), bool))
+
+  def _visible(self, emb: Embeddings) -> Embeddings:
+    return dataclasses.replace(emb, labels=conditions.visible(emb.labels, self.held_out))
 
   @functools.cached_property
-  def test(self) -> Embeddings:
+  def test_all_tags(self) -> Embeddings:
     return Embeddings.of_split(self.setup, self.state, "test", self.config.eval.max_tracks)
 
   @functools.cached_property
-  def validation(self) -> Embeddings:
+  def validation_all_tags(self) -> Embeddings:
     return Embeddings.of_split(self.setup, self.state, "validation", self.config.eval.prototype_tracks)
+
+  @functools.cached_property
+  def test(self) -> Embeddings:
+    return self._visible(self.test_all_tags)
+
+  @functools.cached_property
+  def validation(self) -> Embeddings:
+    return self._visible(self.validation_all_tags)
 
   @functools.cached_property
   def prototypes(self) -> np.ndarray | None:
@@ -92,7 +109,11 @@ class Context:
     them; None for the others."""
     if not self.setup.loss_spec.needs_prototypes:
       return None
-    return prototypes(Embeddings.of_split(self.setup, self.state, "train", self.config.eval.prototype_tracks))
+    train = Embeddings.of_split(self.setup, self.state, "train", self.config.eval.prototype_tracks)
+    if conditions.of(self.config) != conditions.DEFAULT:  # only the labels the run trained with
+      keep, labels = conditions.training_view(conditions.of(self.config), self.held_out, train.track_id, train.labels)
+      train = dataclasses.replace(train, song=train.song[keep], labels=labels[keep])
+    return prototypes(train)
 
   @property
   def category_masks(self) -> np.ndarray | None:
@@ -251,6 +272,51 @@ def human_triplets(ctx: Context, min_agreement: float = 0.9) -> dict:
           "human_triplets_used": len(rows), "human_triplets_unknown_ids": unknown}
 
 
+def open_set(ctx: Context, draws: int = 5) -> dict:
+  """The tags an open-set run held out of training (conditions.py), on the test split;
+  nothing for other runs. Relevance and triplets use the held-out tags only:
+
+  - open_recall_at_k: recall@K where a neighbour is relevant when it shares a held-out
+    tag with the query (queries: tracks with one), beside its exact chance value;
+  - open_triplet_acc: tag triplets of held-out tags, complete space and the tag
+    category's subspace (disentangled models);
+  - few_shot_roc_auc: each held-out tag's prototype is the mean embedding of k validation
+    tracks with it (k = 1, 5: the mean over `draws` random draws; "all": every one), the
+    test tracks are scored by cosine to it (in the tag's subspace for disentangled
+    models), macro ROC-AUC over the held-out tags. Every model is scored this way, a
+    classifier too: it has no output for a tag it never saw.
+  """
+  held = ctx.held_out
+  if not held.any():
+    return {}
+  test, val, setup = ctx.test_all_tags, ctx.validation_all_tags, ctx.setup
+  labels, cats = test.labels[:, held], setup.tag_category[held]
+  by_cat = [metrics.sample_tag_triplets(labels, cats, i, ctx.config.eval.triplets_per_category)
+            for i in range(len(CATS))]
+  masks = np.asarray(setup.objective.tag_masks)[held]  # [H, D]: all ones for an entangled model
+  rng = np.random.default_rng(0)
+  few_shot = {}
+  for k in (1, 5, "all"):
+    aucs = []
+    for _ in range(1 if k == "all" else draws):
+      protos = np.zeros((held.sum(), test.song.shape[1]))
+      for j, t in enumerate(np.flatnonzero(held)):
+        have = np.flatnonzero(val.labels[:, t])
+        chosen = have if k == "all" else rng.choice(have, min(k, len(have)), replace=False)
+        protos[j] = val.song[chosen].mean(0) if len(chosen) else 0.0
+      scores = np.stack([losses.l2_normalize(test.song * m) @ losses.l2_normalize(p * m)
+                         for p, m in zip(protos, masks)], 1)
+      aucs.append(metrics.tagging_metrics(labels, scores, cats, CATS)["roc_auc"])
+    few_shot[str(k)] = float(np.mean(aucs))
+  return {"open_set_tags": [setup.tag_names[i] for i in np.flatnonzero(held)],
+          "open_recall_at_k": metrics.recall_at_k(test.song, labels),
+          "open_recall_at_k_chance": metrics.chance_recall_at_k(labels),
+          "open_triplet_acc": {"complete": _per_category(test.song, by_cat, None),
+                               "subspace": None if ctx.category_masks is None
+                               else _per_category(test.song, by_cat, ctx.category_masks)},
+          "few_shot_roc_auc": few_shot}
+
+
 EVALUATORS = {
     "training_time": training_time,
     "retrieval": retrieval,
@@ -260,6 +326,7 @@ EVALUATORS = {
     "factor_triplets": factor_triplets,
     "shortcut": shortcut,
     "human_triplets": human_triplets,
+    "open_set": open_set,
 }
 
 
@@ -271,6 +338,7 @@ def validation_quality(setup, state) -> dict:
   the paper's two headline tasks, with equal weight, since a loss can favour one of them
   (a classifier tags, a metric loss retrieves)."""
   val = Embeddings.of_split(setup, state, "validation", max_windows=1)
+  val = dataclasses.replace(val, labels=conditions.visible(val.labels, setup.held_out))
   half = len(val.song) // 2
   protos = None
   if setup.loss_spec.needs_prototypes:
@@ -291,22 +359,22 @@ def run_tasks(ctx: Context) -> dict:
 
 def evaluate(setup, state, meta: dict, workdir: str | None = None) -> dict:
   """The tasks of config.eval.tasks, in that order; the dict written to eval.json. With
-  `workdir`, the test split's song embeddings and labels go to workdir/test_embeddings.npz
-  (for plots), and a prototype-tagging model's tag prototypes to workdir/prototypes.npy
-  (for `search tag`)."""
+  `workdir`, the test split's song embeddings and labels (every tag) go to
+  workdir/test_embeddings.npz (for plots), and a prototype-tagging model's tag prototypes
+  to workdir/prototypes.npy (for `search tag`; when tagging is among the tasks)."""
   ctx = Context(setup, state, meta)
   out = run_tasks(ctx)
-  if workdir and ctx.prototypes is not None:
+  if workdir and ("prototypes" in ctx.__dict__ or "tagging" in ctx.config.eval.tasks) and ctx.prototypes is not None:
     with progress.path(os.path.join(workdir, "prototypes.npy")).open("wb") as f:
       np.save(f, ctx.prototypes.T)
-  if "test" in ctx.__dict__:  # computed by a task
-    test = ctx.test
+  if "test_all_tags" in ctx.__dict__:  # computed by a task
+    test = ctx.test_all_tags
     out["test_tracks"] = len(test.song)
     if workdir:
       with progress.path(os.path.join(workdir, "test_embeddings.npz")).open("wb") as f:
         np.savez(f, embeddings=test.song, labels=test.labels,
                track_id=np.array(test.track_id), tag_category=setup.tag_category, dims=setup.dim_category,
-               disentangled=bool(setup.config.loss.disentangled))
+               disentangled=bool(setup.config.loss.disentangled), held_out=ctx.held_out)
   return out
 
 

@@ -60,15 +60,23 @@ class TrackSource:
 
 
 def train_dataset(source: TrackSource, *, batch_size: int, crop_len: int, crops: int, seed: int, epoch: int,
-                  shuffle_buffer: int) -> tf.data.Dataset:
-  """One epoch of {"audio": int16 [B, K, crop_len], "labels": float32 [B, T]} host batches."""
-  ds = source.epoch(seed, epoch).shuffle(shuffle_buffer, seed=seed * 7919 + epoch, reshuffle_each_iteration=False)
-  ds = ds.enumerate()
+                  shuffle_buffer: int, keep=None, labels_fn=None, repeat: bool = False) -> tf.data.Dataset:
+  """One epoch of {"audio": int16 [B, K, crop_len], "labels": float32 [B, T]} host batches.
+
+  keep: a predicate on examples (the tracks to train on); labels_fn(track_id, labels):
+  the labels the model learns from (conditions.py). repeat: passes over the tracks without
+  end (an epoch of more steps than the tracks fill), each pass with new excerpts."""
+  ds = source.epoch(seed, epoch)
+  if keep is not None:
+    ds = ds.filter(keep)
+  ds = ds.shuffle(shuffle_buffer, seed=seed * 7919 + epoch, reshuffle_each_iteration=False)
+  ds = (ds.repeat() if repeat else ds).enumerate()
 
   def crop(i, ex):
     s = tf.stack([tf.cast(seed, tf.int64) * 1_000_003 + epoch, i])
+    labels = tf.cast(ex["tags"], tf.float32)
     return {"audio": random_crops(ex["audio"], crop_len, crops, tf.cast(s, tf.int32)),
-            "labels": tf.cast(ex["tags"], tf.float32)}
+            "labels": labels if labels_fn is None else labels_fn(ex["track_id"], labels)}
 
   ds = ds.map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.batch(batch_size, drop_remainder=True).prefetch(2)

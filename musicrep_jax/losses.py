@@ -262,26 +262,30 @@ def tag_logits(embeddings, weights, bias=None, tag_masks=None, normalize: bool =
   return logits
 
 
-def multilabel_bce(logits, labels):
-  """sum over tags of sigmoid binary cross-entropy; [N, T] -> [N]."""
-  return optax.sigmoid_binary_cross_entropy(logits, labels.astype(logits.dtype)).sum(-1)
+def multilabel_bce(logits, labels, seen=None):
+  """sum over tags (the `seen` [T] 0/1 tags only, when given) of sigmoid binary
+  cross-entropy; [N, T] -> [N]."""
+  bce = optax.sigmoid_binary_cross_entropy(logits, labels.astype(logits.dtype))
+  return (bce if seen is None else bce * seen).sum(-1)
 
 
-def proxy_bce_loss(embeddings, proxies, labels, tag_masks=None):
+def proxy_bce_loss(embeddings, proxies, labels, tag_masks=None, seen=None):
   """Proxy loss = normalised classification: sum_y BCE(sigmoid(f(x)/||f(x)|| . p_y), y(x)).
 
-  With tag_masks [T, D] each tag's score lives in its category's subspace.
+  With tag_masks [T, D] each tag's score lives in its category's subspace; `seen` [T]
+  leaves held-out tags out of the sum.
   Args: embeddings: [N, D]; proxies: [D, T]; labels: [N, T]. Returns: [N].
   """
-  return multilabel_bce(tag_logits(embeddings, proxies, None, tag_masks, normalize=True), labels)
+  return multilabel_bce(tag_logits(embeddings, proxies, None, tag_masks, normalize=True), labels, seen)
 
 
-def vanilla_bce_loss(embeddings, weights, bias, labels):
+def vanilla_bce_loss(embeddings, weights, bias, labels, seen=None):
   """Vanilla classification: sum_y BCE(sigmoid(f(x) . w_y + b_y), y(x)); [N] per example."""
-  return multilabel_bce(tag_logits(embeddings, weights, bias, None, normalize=False), labels)
+  return multilabel_bce(tag_logits(embeddings, weights, bias, None, normalize=False), labels, seen)
 
 
-def proxy_nca_loss(embeddings, proxies, labels, tag_category=None, temperature: float = 0.11, tag_masks=None):
+def proxy_nca_loss(embeddings, proxies, labels, tag_category=None, temperature: float = 0.11, tag_masks=None,
+                   seen=None):
   """Proxy-NCA for multi-label data, averaged over each example's positive tags y:
 
     -log( exp(-d(x, p_y) / T) / sum_{z not a tag of x} exp(-d(x, p_z) / T) ),
@@ -289,7 +293,8 @@ def proxy_nca_loss(embeddings, proxies, labels, tag_category=None, temperature: 
 
   Disentangled (tag_masks [T, D] and tag_category [T] given): x and p_y are taken in the
   subspace of y's category and the negatives z are restricted to that category's tags.
-  A positive without any negative is excluded (no NaN) and reported as not valid.
+  A positive without any negative is excluded (no NaN) and reported as not valid; tags
+  outside `seen` [T] (held out) are neither positives nor negatives.
   Args: embeddings: [N, D]; proxies: [D, T]; labels: [N, T].
   Returns: ([N] loss, [N] number of valid positives).
   """
@@ -299,9 +304,13 @@ def proxy_nca_loss(embeddings, proxies, labels, tag_category=None, temperature: 
   cos = tag_logits(embeddings, l2_normalize(proxies * tag_masks.T, axis=0), None, tag_masks, normalize=True)
   logits = -(2.0 - 2.0 * cos) / temperature  # [N, T]
   labels = labels.astype(bool)
+  if seen is not None:
+    labels = labels & jnp.asarray(seen, bool)[None]
   same_group = (jnp.ones((t, t), bool) if tag_category is None
                 else jnp.asarray(tag_category)[:, None] == jnp.asarray(tag_category)[None, :])  # [T(y), T(z)]
   negatives = (~labels)[:, None, :] & same_group[None]  # [N, y, z]
+  if seen is not None:
+    negatives = negatives & jnp.asarray(seen, bool)[None, None]
   # A large finite filler, not -inf: logsumexp of all -inf has a NaN gradient.
   lse = jax.nn.logsumexp(jnp.where(negatives, logits[:, None, :], -1e9), axis=-1)  # [N, y]
   valid = labels & negatives.any(-1)

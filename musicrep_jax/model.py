@@ -20,6 +20,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from musicrep_jax import checkpointing
+from musicrep_jax import conditions
 from musicrep_jax import errors
 from musicrep_jax import frontend
 from musicrep_jax import models
@@ -31,6 +32,8 @@ from musicrep_jax.data import features
 def identity(config) -> dict:
   """What a checkpoint must match to be resumed or evaluated."""
   ident = {"loss": config.loss.to_dict(), "model": config.model.to_dict(), "audio": config.audio.to_dict()}
+  if conditions.of(config) != conditions.DEFAULT:  # a run under another condition is another model
+    ident["condition"] = conditions.of(config)
   return json.loads(json.dumps(ident))  # as it reads back from checkpoint metadata
 
 
@@ -52,7 +55,9 @@ class Model:
     self.dim_category = np.repeat(np.arange(len(features.CATEGORIES)), m["subspace_dims"])  # [D]
     self.model = models.MusicEncoder(num_tags=len(self.tag_names), **{
         **m, "subspace_dims": tuple(m["subspace_dims"]), "dtype": jnp.dtype(m["dtype"])})
-    self.objective = objective_lib.Objective(config.loss, m["subspace_dims"], self.tag_category)
+    self.condition = conditions.of(config)
+    self.held_out = conditions.held_out(vocab, self.condition)  # [T] tags no label of training shows
+    self.objective = objective_lib.Objective(config.loss, m["subspace_dims"], self.tag_category, ~self.held_out)
     self.loss_spec = self.objective.spec
     self.crops = objective_lib.crops_per_track(config.loss)
     self.crop_len = int(round(config.audio.crop_seconds * features.SAMPLE_RATE))

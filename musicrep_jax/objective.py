@@ -105,16 +105,16 @@ def _supervised_contrastive(o, rng, emb, w, b, labels):
 
 
 def _proxy_bce(o, rng, emb, w, b, labels):
-  return losses.proxy_bce_loss(emb, w, labels, o.tag_masks).mean(), {}
+  return losses.proxy_bce_loss(emb, w, labels, o.tag_masks, o.seen).mean(), {}
 
 
 def _proxy_nca(o, rng, emb, w, b, labels):
-  per, count = losses.proxy_nca_loss(emb, w, labels, o.tag_group, o.cfg.temperature, o.tag_masks)
+  per, count = losses.proxy_nca_loss(emb, w, labels, o.tag_group, o.cfg.temperature, o.tag_masks, o.seen)
   return _mean_valid(per, count > 0), {"valid_examples": (count > 0).mean()}
 
 
 def _vanilla_bce(o, rng, emb, w, b, labels):
-  return losses.vanilla_bce_loss(emb, w, b, labels).mean(), {}
+  return losses.vanilla_bce_loss(emb, w, b, labels, o.seen).mean(), {}
 
 
 def _prototype_scores(o, emb, w, b, prototypes):
@@ -189,8 +189,11 @@ class Objective:
   ones and all tags form one group, so each loss is the same function either way.
   """
 
-  def __init__(self, loss_config, subspace_dims, tag_category):
+  def __init__(self, loss_config, subspace_dims, tag_category, seen=None):
     self.cfg = loss_config
+    # [T] 1 for the tags training labels show, 0 for held-out ones (conditions.py): masked
+    # out of the losses that score every tag; the others see them as tags nobody has.
+    self.seen = np.ones(len(tag_category), np.float32) if seen is None else np.asarray(seen, np.float32)
     self.spec = spec(loss_config)
     self.category_masks = losses.subspace_masks(subspace_dims)  # [S, D]
     self.tag_category = np.asarray(tag_category, np.int32)

@@ -113,7 +113,13 @@ def summary(results: dict) -> str:
     sub = r.get("triplet_acc/subspace/overall")
     parts.append(f"tag triplets {r['triplet_acc/complete/overall']:.3f}" + (f" (subspace {sub:.3f})" if sub else ""))
   if "factor_triplet_acc/overall" in r:
-    parts.append(f"factor triplets {r['factor_triplet_acc/overall']:.3f}")
+    sub = r.get("factor_triplet_acc_subspace/overall")
+    parts.append(f"factor triplets {r['factor_triplet_acc/overall']:.3f}" + (f" (subspace {sub:.3f})" if sub else ""))
   if r.get("track_triplet_acc") is not None:
     parts.append(f"track triplets {r['track_triplet_acc']:.3f}")
+  if "few_shot_roc_auc/5" in r:
+    parts.append(f"held-out tags: 5-shot ROC-AUC {r['few_shot_roc_auc/5']:.3f}, recall@1 {r['open_recall_at_k/1']:.3f} "
+                 f"(chance {r['open_recall_at_k_chance/1']:.3f})")
+  if not parts and r.get("val_quality_best") is not None:
+    parts.append(f"best validation quality {r['val_quality_best']:.4f} at epoch {r['epochs'] - 1}")
   return "eval: " + " | ".join(parts)

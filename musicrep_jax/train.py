@@ -14,6 +14,7 @@ import ml_collections
 import optax
 
 from musicrep_jax import checkpointing
+from musicrep_jax import conditions
 from musicrep_jax import configlib
 from musicrep_jax import errors
 from musicrep_jax import evaluate
@@ -79,10 +80,15 @@ class Setup(model_lib.Model):
   def source(self, split: str) -> input_pipeline.TrackSource:
     return input_pipeline.TrackSource(self.builder, split, jax.process_index(), jax.process_count())
 
-  def epoch_data(self, split: str, epoch: int, seed: int, batch_size: int):
+  def epoch_data(self, split: str, epoch: int, seed: int, batch_size: int, repeat: bool = False):
+    """One epoch of host batches of `split`, under the run's condition (conditions.py)."""
+    keep = conditions.keep_track(self.condition) if split == "train" and self.condition["label_fraction"] < 1 else None
+    labels_fn = (conditions.train_labels(self.condition, self.held_out, split)
+                 if self.held_out.any() or self.condition["drop_positive"] > 0 else None)
     return input_pipeline.train_dataset(
         self.source(split), batch_size=batch_size // jax.process_count(), crop_len=self.crop_len,
-        crops=self.crops, seed=seed, epoch=epoch, shuffle_buffer=self.config.train.shuffle_buffer)
+        crops=self.crops, seed=seed, epoch=epoch, shuffle_buffer=self.config.train.shuffle_buffer,
+        keep=keep, labels_fn=labels_fn, repeat=repeat)
 
 
 def check_config(config, builder=None) -> None:
@@ -156,8 +162,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
       ckpt.repair_best(int(state["step"]), meta.get("best_step"), abstract)
     else:
       state = setup.init_state(t.seed)
-    n_train = builder.info.splits["train"].num_examples
-    steps_per_epoch = t.steps_per_epoch or n_train // t.batch_size
+    n_train = builder.info.splits["train"].num_examples * setup.condition["label_fraction"]  # expected labelled tracks
+    steps_per_epoch = t.steps_per_epoch or max(1, int(n_train // t.batch_size))
     writer = progress.MetricWriter(workdir, lead, resume_step=int(state["step"]))
     bar = progress.Progress(steps_per_epoch * t.max_epochs, int(state["step"]), lead)
     rng = jax.random.key(t.seed + 1)
@@ -167,7 +173,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
       done_in_epoch = start_step - epoch * steps_per_epoch
       epoch_start = window_start = time.time()
       step = logged_step = start_step
-      data = setup.epoch_data("train", epoch, t.seed, t.batch_size).repeat()
+      data = setup.epoch_data("train", epoch, t.seed, t.batch_size, repeat=True)
       for b in data.skip(done_in_epoch).take(steps_per_epoch - done_in_epoch).as_numpy_iterator():
         state, metrics = setup.update_fn(state, setup.global_batch(b), jnp.float32(lr), rng)
         step += 1

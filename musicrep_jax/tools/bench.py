@@ -26,6 +26,7 @@ musicrep_jax.cli_environment()
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
+from musicrep_jax import conditions
 from musicrep_jax import configlib
 from musicrep_jax import errors
 
@@ -58,6 +59,11 @@ _CONTROL = flags.DEFINE_string("control", "", "Another bench --out folder with t
                                "(e.g. the correlated runs, for a --dataset=synth_music:decorrelated bench): writes "
                                "OUT/control.md, the disentanglement figures of both, compared over seeds.")
 _OVERRIDES = flags.DEFINE_multi_string("override", [], "Extra --config.<key>=<value> for every run.")
+_CONDITION = flags.DEFINE_enum("condition", "full", list(conditions.CONDITIONS),
+                               "Train every run under this condition (musicrep_jax/conditions.py): open_set (tags "
+                               "held out of training, measured by the open_set evaluator), labels_10 / labels_30 (10% "
+                               "/ 30% of the training tracks labelled), missing_30 (each positive training tag dropped "
+                               "with probability 0.3); runs go to runs/<config>@<condition>-seed<k>/.")
 _TUNED = flags.DEFINE_string("tuned", "", "A tune --out folder's best.json: every config trains at its family's tuned "
                              "setting (tools/tune.py: its own family's, or its twin's for entangled and paper-sampler "
                              "configs), before any --override.")
@@ -75,8 +81,14 @@ def config_names(spec: str) -> list[str]:
 
 
 def run_dir(out: str, name: str, seed: int) -> str:
-  tag = f"@{_DATASET.value.replace(':', '-')}" if _DATASET.value else ""
+  parts = [_DATASET.value.replace(":", "-")] if _DATASET.value else []
+  parts += [_CONDITION.value] if _CONDITION.value != "full" else []
+  tag = f"@{'@'.join(parts)}" if parts else ""
   return os.path.join(out, "runs", f"{name}{tag}-seed{seed}")
+
+
+def condition_overrides() -> list[str]:
+  return [f"condition.{k}={v}" for k, v in conditions.CONDITIONS[_CONDITION.value].items()]
 
 
 def tuned_overrides(name: str) -> list[str]:
@@ -97,7 +109,7 @@ def run_one(name: str, seed: int, out: str) -> dict:
     cmd = [sys.executable, "-m", "musicrep_jax.main", f"--config={os.path.join(REPO, 'configs', name)}.py{preset}",
            f"--workdir={workdir}", f"--config.data_dir={_DATA_DIR.value}", f"--config.train.seed={seed}",
            *([f"--config.dataset={_DATASET.value}"] if _DATASET.value else []),
-           *[f"--config.{o}" for o in tuned_overrides(name) + _OVERRIDES.value]]
+           *[f"--config.{o}" for o in tuned_overrides(name) + condition_overrides() + _OVERRIDES.value]]
     print(f"[bench] {name} seed {seed}: {' '.join(cmd[1:])}", flush=True)
     start = time.time()
     proc = subprocess.run(cmd, cwd=REPO)
