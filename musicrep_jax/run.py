@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import jax
 
@@ -53,6 +54,7 @@ def writable(path: str) -> bool:
 
 def run(config, workdir: str, mode: str = "train") -> dict:
   """Trains (mode="train") then evaluates; returns the evaluation results."""
+  started = time.time()
   workdir = str(progress.path(workdir))  # a local folder or gs://...
   lead = jax.process_index() == 0
   train.check_config(config)  # before a dataset build, which can take minutes
@@ -79,12 +81,16 @@ def run(config, workdir: str, mode: str = "train") -> dict:
     progress.log(f"training {config.loss.name}{' (disentangled)' if config.loss.disentangled else ''} on "
                  f"{config.dataset} with {jax.device_count()} {jax.devices()[0].platform} device(s) in {workdir}", lead)
     train.train(config, workdir, setup)
+  trained = time.time()
   state, meta = setup.restore(workdir)
   progress.log(f"evaluating the {config.eval.checkpoint} checkpoint (step {int(state['step'])})", lead)
   results = evaluate.evaluate(setup, state, meta, workdir if lead_writes else None)
   if lead_writes:
     progress.write_json(os.path.join(workdir, "eval.json"), results)
+  done = time.time()
   progress.log(summary(results), lead)
+  progress.log(f"time: {done - started:.0f} s in all, of which evaluation {done - trained:.0f} s "
+               f"({100 * (done - trained) / max(done - started, 1e-9):.0f}%)", lead)
   return results
 
 
