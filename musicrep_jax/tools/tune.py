@@ -182,22 +182,28 @@ def main(argv):
   try:
     for family in names:
       all_records[family] = errors.exit_on_user_error(tune_family, family, out)
+      write_summary(out, all_records)  # after each family: a search stopped later keeps what is done
   except run.train.Preempted as e:
     print(f"[tune] stopped ({e}); rerun the same command to resume", flush=True)
     sys.exit(e.status)
+  print((open(os.path.join(out, "summary.md")).read()))
+
+
+def write_summary(out: str, all_records: dict[str, dict]) -> None:
+  """OUT/best.json (each finished family's setting, merged with those already there) and
+  OUT/summary.md (every family recorded in OUT)."""
+  from musicrep_jax import progress  # pylint: disable=import-outside-toplevel
   best_path = os.path.join(out, "best.json")
   best = read_best(best_path)
   for family, records in all_records.items():
     k, rec = best_setting(records, 1)
     best[family] = {"trial": k, "overrides": rec["params"],
                     "val_quality_best": rec["rungs"]["1"].get("val_quality_best")}
-  from musicrep_jax import progress  # pylint: disable=import-outside-toplevel
   progress.write_json(best_path, dict(sorted(best.items())))
-  table = summary_markdown(all_records, 1)
+  recorded = {f: read_records(os.path.join(out, f, "trials.json")) for f in FAMILIES if f in best}
   with open(os.path.join(out, "summary.md"), "w") as f:
-    f.write(f"Trials per family: {_TRIALS.value}; rungs {','.join(rungs)} epochs, the best {_KEEP.value} "
-            f"promoted; preset {_PRESET.value}; selection by validation quality.\n\n" + table)
-  print(table)
+    f.write(f"Trials per family: {_TRIALS.value}; rungs {','.join(_RUNGS.value)} epochs, the best {_KEEP.value} "
+            f"promoted; preset {_PRESET.value}; selection by validation quality.\n\n" + summary_markdown(recorded, 1))
 
 
 if __name__ == "__main__":
