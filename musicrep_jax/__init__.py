@@ -32,6 +32,17 @@ def compilation_cache_dir() -> str:
   return _os.environ.get("MUSICREP_JAX_CACHE", _os.path.expanduser("~/.cache/musicrep_jax/xla"))
 
 
+class _DropDependencyNoise:
+  """A logging filter for the commands: TFDS's own deprecation notice about its
+  FeatureConnector.dtype (raised inside TFDS, nothing a user can change), and its warning
+  that a dataset not built yet has no dataset_info.json (the build follows)."""
+
+  NOISE = ("FeatureConnector.dtype` is deprecated", "has no dataset_info.json")
+
+  def filter(self, record) -> bool:  # pylint: disable=missing-function-docstring
+    return not any(n in record.getMessage() for n in self.NOISE)
+
+
 def cli_environment() -> None:
   """The environment of a musicrep_jax command, set before TensorFlow and JAX are imported
   (variables already set are kept):
@@ -41,6 +52,9 @@ def cli_environment() -> None:
     XLA's CPU compilation takes seconds per convolution. JAX by default caches only
     programs that took over 1 s to compile, and the ~35 smaller ones of a smoke run (embedding, metrics, initialisation) cost 1.5-2 s
     of its 13 s when they are compiled again.
+  - No oneDNN banner: TensorFlow only reads data here (no float math of its own), so its
+    oneDNN kernels change nothing, and TF_ENABLE_ONEDNN_OPTS=0 stops the two-line banner
+    that every import printed.
   - No Keras. TensorFlow serves only tf.data here, yet its import loads Keras eagerly:
     1.3 s of every command's start on this project's 2-core CPU (`python -c "import
     tensorflow"` with and without the setting). TF_USE_LEGACY_KERAS=1 makes it look for
@@ -52,6 +66,9 @@ def cli_environment() -> None:
   from importlib import util  # pylint: disable=import-outside-toplevel
   env = _os.environ
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+  absl_logging.get_absl_handler().addFilter(_DropDependencyNoise())  # every logger's records pass it
   env.setdefault("JAX_COMPILATION_CACHE_DIR", compilation_cache_dir())
   env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
   if util.find_spec("tf_keras") is None:

@@ -149,3 +149,22 @@ def test_still_rising_compares_the_projected_rise_with_seed_noise():
   assert rows["flat"]["rise"] == pytest.approx(0.0, abs=1e-9) and rows["flat"]["still_rising"] is False
   assert rows["rising"]["rise"] == pytest.approx(0.06) and rows["rising"]["noise"] == pytest.approx(0.001)
   assert rows["rising"]["still_rising"] is True
+
+
+def test_when_table_pairs_metric_learning_with_classification_in_every_condition():
+  from musicrep_jax.tools import findings  # pylint: disable=import-outside-toplevel
+  def runs(shift):  # three seeds: triplet_dis above class_dis by `shift` on every figure
+    out = {}
+    for name, base in (("triplet_dis", shift), ("class_dis", 0.0)):
+      out[name] = {s: {"recall_at_k/1": 0.6 + base + 0.001 * s, "triplet_acc/complete/overall": 0.7 + base,
+                       "roc_auc": 0.8 + base + 0.002 * s, "open_recall_at_k/1": 0.3 + base,
+                       "open_triplet_acc/complete/overall": 0.5 + base, "few_shot_roc_auc/5": 0.6 + base + 0.001 * s}
+                   for s in range(3)}
+    return out
+  rows = findings.when({"full": runs(-0.05), "open_set": runs(0.05)}, pairs=(("triplet_dis", "class_dis"),))
+  by = {(r["condition"], r["metric"]): r for r in rows}
+  assert by[("full", "R@1")]["verdict"] == "loses" and by[("full", "R@1")]["mean"] == pytest.approx(-5.0)
+  assert by[("open_set", "5-shot ROC-AUC, held-out tags")]["verdict"] == "wins"
+  assert ("open_set", "ROC-AUC") not in by  # the open-set row reads the held-out tags' figures
+  table = findings.when_markdown(rows)
+  assert table.count("\n") == 4 and "| full | -5 ± 0, p 0: loses |" in table.replace("+", "")

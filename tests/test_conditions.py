@@ -115,3 +115,8 @@ def test_bench_runs_every_condition_end_to_end(data_dir, tmp_path):
       else:
         assert "open_set_tags" not in result
     assert (out / "table.md").exists()
+  when = run_module("musicrep_jax.tools.bench", f"--out={tmp_path}", "--when")
+  table = (tmp_path / "when.md").read_text()
+  assert "| open_set | " in when.stdout
+  assert "| open_set | " in table and "| labels_10 | " in table and "| missing_30 | " in table
+  assert "R@1 triplet_dis - class_dis" in table

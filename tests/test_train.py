@@ -32,6 +32,10 @@ def test_config_trains_checkpoints_evaluates_and_resumes(config, data_dir, tmp_p
   workdir = tmp_path / config
   first = run_module("musicrep_jax.main", *main_args(config + ".py:smoke", workdir, data_dir))
   assert "epoch 2: val loss" in first.stdout
+  # A newcomer's run reads clean: no dependency banners or deprecation notices; the timing line.
+  for noise in ("oneDNN", "FeatureConnector.dtype", "Downloading and preparing"):
+    assert noise not in first.stdout + first.stderr, noise
+  assert re.search(r"time: \d+ s in all, of which evaluation \d+ s \(\d+%\)", first.stdout)
   for name in ("config.json", "metrics.jsonl", "eval.json", "train_summary.json"):
     assert (workdir / name).exists(), name
   assert os.listdir(workdir / "checkpoints") and os.listdir(workdir / "best")

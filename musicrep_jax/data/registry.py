@@ -46,6 +46,12 @@ def make_builder(dataset: str, data_dir: str, *, manual_dir: str = "", soundfont
 def prepare(builder: tfds.core.DatasetBuilder) -> tfds.core.DatasetBuilder:
   """Builds the dataset unless a complete copy is already on disk (TFDS writes to a
   temporary folder and renames it at the end, so an interrupted build is never read)."""
+  # TFDS prints "Downloading and preparing dataset Unknown size ..." for a build that
+  # downloads nothing: say what happens instead.
+  if hasattr(builder, "_log_download_bytes"):
+    builder._log_download_bytes = lambda: None  # pylint: disable=protected-access
+  print(f"building {builder.name} ({builder.builder_config.name if builder.builder_config else 'default'}) in "
+        f"{builder.data_dir}: done once, reused by every later run", flush=True)
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(try_download_gcs=False,
                                                    manual_dir=getattr(builder.builder_config, "manual_dir", None)))

@@ -67,6 +67,8 @@ _CONDITION = flags.DEFINE_enum("condition", "full", list(conditions.CONDITIONS),
 _TUNED = flags.DEFINE_string("tuned", "", "A tune --out folder's best.json: every config trains at its family's tuned "
                              "setting (tools/tune.py: its own family's, or its twin's for entangled and paper-sampler "
                              "configs), before any --override.")
+_WHEN = flags.DEFINE_bool("when", False, "Train nothing: --out holds one bench folder per condition (OUT/full, "
+                          "OUT/open_set, ...); write OUT/when.md, metric learning minus classification in each.")
 flags.mark_flag_as_required("out")
 
 
@@ -235,6 +237,35 @@ def write_control(out: str, other: str, shown: str) -> None:
             + findings.control_markdown(rows, name_a, name_b))
 
 
+def write_when(out: str) -> str:
+  """OUT/when.md from the condition folders OUT/<condition>/ (each a bench --out folder):
+  the paired differences of findings.when, and every model's figures (baselines too)."""
+  from musicrep_jax.tools import findings  # pylint: disable=import-outside-toplevel
+  runs = {c: _runs_by_seed(os.path.join(out, c))[0] for c in conditions.CONDITIONS
+          if os.path.isdir(os.path.join(out, c, "runs"))}
+  rows = findings.when(runs)
+  if not rows:
+    raise errors.UserError(f"--when: no condition folder under {out} (OUT/full, OUT/open_set, ...) has a finished "
+                           f"pair of {', '.join(f'{a}/{b}' for a, b in findings.WHEN_PAIRS)}")
+  lines = ["| condition | model | seeds | " + " | ".join(l for l, _, _ in findings.WHEN_METRICS["default"]) + " |",
+           "|---|---|---|---|---|---|"]
+  for c, by_model in runs.items():
+    for model, seeds in sorted(by_model.items()):
+      cells = []
+      for _, metric, scale in findings.WHEN_METRICS.get(c, findings.WHEN_METRICS["default"]):
+        v = [f[metric] * scale for f in seeds.values() if f.get(metric) is not None]
+        cells.append(f"{sum(v) / len(v):.3f}" if v else "-")
+      lines.append(f"| {c} | {model} | {len(seeds)} | " + " | ".join(cells) + " |")
+  text = ("Metric learning minus classification, paired over seeds (mean ± sd, two-sided paired t-test p, verdict: "
+          "wins / loses at p < 0.05, else inconclusive). The open_set row gives the held-out tags' figures: "
+          "recall@1 by a shared held-out tag, held-out tag triplets, 5-shot prototype ROC-AUC.\n\n"
+          + findings.when_markdown(rows) + "\nEvery model, mean over seeds (the same figures):\n\n"
+          + "\n".join(lines) + "\n")
+  with open(os.path.join(out, "when.md"), "w") as f:
+    f.write(text)
+  return text
+
+
 def measure_step_costs(names: list[str], out: str) -> dict[str, float]:
   """{config: seconds per step}, all measured in one process (perf --step_cost_json);
   reused from OUT/step_cost.json when it has them all."""
@@ -261,6 +292,9 @@ def main(argv):
   from musicrep_jax.tools import report  # pylint: disable=import-outside-toplevel
   out = os.path.abspath(os.path.expanduser(_OUT.value))
   os.makedirs(out, exist_ok=True)
+  if _WHEN.value:
+    print(errors.exit_on_user_error(write_when, out))
+    return
   names = errors.exit_on_user_error(config_names, _CONFIGS.value)
   dirs = {n: [run_dir(out, n, s) for s in range(_SEEDS.value)] for n in names}
   failure = None

@@ -119,6 +119,59 @@ def still_rising_markdown(rows: list[dict]) -> str:
   return "\n".join(lines) + "\n"
 
 
+# "When does metric learning win?" (#27): per condition, metric learning minus
+# classification on the figures of that condition (the held-out tags' for open_set).
+WHEN_METRICS = {
+    "default": (("R@1", "recall_at_k/1", 100), ("tag triplets", "triplet_acc/complete/overall", 1),
+                ("ROC-AUC", "roc_auc", 1)),
+    "open_set": (("R@1, held-out tags", "open_recall_at_k/1", 100),
+                 ("tag triplets, held-out tags", "open_triplet_acc/complete/overall", 1),
+                 ("5-shot ROC-AUC, held-out tags", "few_shot_roc_auc/5", 1)),
+}
+WHEN_PAIRS = (("triplet_dis", "class_dis"), ("triplet_dis", "proxy_dis"), ("triplet_dis", "class_vanilla"))
+
+
+def when(runs_by_condition: dict[str, dict[str, dict[int, dict]]], pairs=WHEN_PAIRS) -> list[dict]:
+  """One row per (condition, metric, pair): the paired difference metric learning minus
+  classification over seeds, its mean, sd, paired-test p and verdict ("wins", "loses",
+  "inconclusive"). runs_by_condition: {condition: {config: {seed: flattened eval.json}}}."""
+  rows = []
+  for condition, runs in runs_by_condition.items():
+    for label, metric, scale in WHEN_METRICS.get(condition, WHEN_METRICS["default"]):
+      for a, b in pairs:
+        seeds, d = paired(runs, a, b, metric)
+        if not seeds:
+          continue
+        p, verdict = paired_test(d)
+        rows.append({"condition": condition, "metric": label, "a": a, "b": b, "seeds": seeds,
+                     "mean": float(d.mean()) * scale, "sd": float(d.std(ddof=1)) * scale if len(d) > 1 else None,
+                     "p": p, "verdict": {"reproduces": "wins", "does not reproduce": "loses"}.get(verdict, verdict)})
+  return rows
+
+
+def when_markdown(rows: list[dict]) -> str:
+  """One table: conditions as rows; for each figure (R@1, tag triplets, ROC-AUC: the
+  held-out tags' figures in the open_set row) and pair, mean ± sd of A - B over seeds,
+  the paired p and the verdict."""
+  pairs = list(dict.fromkeys((r["a"], r["b"]) for r in rows))
+  by_key = {(r["condition"], r["metric"], r["a"], r["b"]): r for r in rows}
+
+  def cell(r):
+    if r is None:
+      return "-"
+    sd = f" ± {r['sd']:.3g}" if r["sd"] is not None else ""
+    p = f", p {r['p']:.2g}" if r["p"] is not None else ""
+    return f"{r['mean']:+.3g}{sd}{p}: {r['verdict']}"
+
+  head = [f"{label} {a} - {b}" for label, _, _ in WHEN_METRICS["default"] for a, b in pairs]
+  lines = ["| condition | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+  for condition in dict.fromkeys(r["condition"] for r in rows):
+    metrics = WHEN_METRICS.get(condition, WHEN_METRICS["default"])
+    cells = [cell(by_key.get((condition, label, a, b))) for label, _, _ in metrics for a, b in pairs]
+    lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
 CATEGORIES = ("genre", "mood", "instrument", "era")
 
 # The dataset control: the same disentangled models on two datasets (synth_music's
