@@ -142,3 +142,27 @@ class Progress:
 def log(msg: str, enabled: bool = True) -> None:
   if enabled:
     print(msg, flush=True)
+
+
+def printable(name: str) -> str:
+  """A file name (or any text from the user's files) for plain-text output, which it can
+  neither forge nor crash: control characters (a newline would start a fake line) as
+  Python escapes (\\n, \\x1b), bytes that did not decode (Python's surrogate escapes) as
+  \\xNN, and characters the output's encoding cannot show as \\u escapes. JSON output
+  keeps names exactly."""
+  import unicodedata  # pylint: disable=import-outside-toplevel
+  out = []
+  for ch in name:
+    o = ord(ch)
+    if 0xDC80 <= o <= 0xDCFF:  # an undecodable byte of a file name (os.fsdecode's surrogateescape)
+      out.append(f"\\x{o - 0xDC00:02x}")
+    elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+      out.append(ch.encode("unicode_escape").decode("ascii"))
+    else:
+      out.append(ch)
+  text = "".join(out)
+  encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+  try:
+    return text.encode(encoding, "backslashreplace").decode(encoding)
+  except LookupError:
+    return text.encode("ascii", "backslashreplace").decode("ascii")

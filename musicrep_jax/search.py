@@ -40,6 +40,7 @@ from musicrep_jax import errors
 from musicrep_jax import evaluate
 from musicrep_jax import losses
 from musicrep_jax import metrics
+from musicrep_jax.progress import printable
 from musicrep_jax import model as model_lib
 from musicrep_jax import windows
 from musicrep_jax.data import audio as audio_lib
@@ -181,6 +182,31 @@ def top_k(database, query, k: int, chunk: int = 1 << 18) -> tuple[np.ndarray, np
   return i[0], s[0]
 
 
+def audio_tree(root: str) -> tuple[list[str], dict[str, str]]:
+  """(files, {path: reason}) under `root`, sorted: every file whose real path lies inside
+  `root`; folders that cannot be read and links that lead out of `root` are left out and
+  named, never passed over in silence (os.walk alone skips both without a word)."""
+  real_root = os.path.realpath(root)
+  skipped: dict[str, str] = {}
+
+  def unreadable(e: OSError) -> None:
+    skipped[e.filename] = f"folder cannot be read ({e.strerror})"
+
+  found = []
+  for folder, dirs, names in os.walk(root, onerror=unreadable):
+    for d in dirs:
+      if os.path.islink(os.path.join(folder, d)):  # os.walk does not enter it: say so
+        skipped[os.path.join(folder, d)] = "a link to a folder (not followed: it may lead outside the folder)"
+    for n in names:
+      full = os.path.join(folder, n)
+      real = os.path.realpath(full)
+      if os.path.commonpath([real, real_root]) != real_root:
+        skipped[full] = f"a link to {real}, outside {root}"
+      else:
+        found.append(full)
+  return sorted(found), skipped
+
+
 class Index:
   """Song embeddings of a collection with their files, in one .npz."""
 
@@ -269,11 +295,15 @@ class Index:
     return searcher
 
   @classmethod
-  def build(cls, model: Model, audio_dir: str, path: str, batch_files: int = 16, verbose: bool = True) -> Index:
+  def build(cls, model: Model, audio_dir: str, path: str, batch_files: int = 16, verbose: bool = True,
+            replace: bool = False) -> Index:
     """Indexes every audio file under `audio_dir`; files already in the index at `path`,
     embedded by the same model, with the same size and modification time are not decoded
     again. Every check that can refuse comes before any decoding; INDEX.lock keeps a
-    second run off the same index; Ctrl-C keeps what was embedded (rerun to continue)."""
+    second run off the same index; Ctrl-C keeps what was embedded (rerun to continue).
+    A rebuild that would drop files the index holds (another or an unmounted folder, files
+    deleted or moved) is refused unless `replace`. Nothing outside `audio_dir` is read:
+    links that lead out of it, and folders that cannot be read, are skipped and listed."""
     audio_dir = os.path.abspath(os.path.expanduser(audio_dir))
     path = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(audio_dir):
@@ -295,15 +325,15 @@ class Index:
       raise SearchError(f"--out={path} cannot be written ({e.strerror}): give a writable place") from None
     os.close(fd)
     try:
-      return cls._build(model, audio_dir, path, old, batch_files, verbose)
+      return cls._build(model, audio_dir, path, old, batch_files, verbose, replace)
     finally:
       os.remove(lock)
 
   @classmethod
-  def _build(cls, model, audio_dir, path, old, batch_files, verbose) -> Index:
+  def _build(cls, model, audio_dir, path, old, batch_files, verbose, replace) -> Index:
     from tqdm import tqdm  # pylint: disable=import-outside-toplevel
-    found = sorted(os.path.join(r, f) for r, _, fs in os.walk(audio_dir) for f in fs)
-    files, stamps, skipped = [], [], {}
+    found, skipped = audio_tree(audio_dir)
+    files, stamps = [], []
     for f in found:
       if not audio_lib.is_audio(f):
         skipped[f] = audio_lib.unsupported_reason(f)
@@ -319,6 +349,11 @@ class Index:
       files.append(f)
       stamps.append((st.st_size, st.st_mtime_ns))
     stamps = np.array(stamps, np.int64).reshape(-1, 2)
+    dropped = sorted(set(old.files) - set(files)) if old is not None else []
+    if dropped and not replace:
+      raise SearchError(f"{path} holds {len(dropped)} file(s) that --audio={audio_dir} does not have (e.g. "
+                        f"{printable(dropped[0])}): another folder, one not mounted, or files deleted or moved; "
+                        "rerun with --replace to drop them from the index (nothing was changed)")
     not_embedded = len(skipped)
     known = {}
     if old is not None:
@@ -459,14 +494,14 @@ def _cli(argv):
     return
   if command == "index":
     _require(workdir=f.workdir, audio=f.audio, out=f.out)
-    index = Index.build(Model.load(f.workdir), f.audio, f.out)
+    index = Index.build(Model.load(f.workdir), f.audio, f.out, replace=f.replace)
     print(f"{index.path}: {len(index.files)} files ({index.added} embedded now), skipped {len(index.skipped)}")
     if f.method == "approx" or (f.method == "auto" and len(index.files) >= APPROX_MIN):
       for aspect in ASPECTS:
         index.searcher(aspect, "approx")
       print(f"approximate indexes of {', '.join(ASPECTS)} written to {index.path}.ann/")
     for path, reason in sorted(index.skipped.items()):
-      print(f"  skipped {path}: {reason}")
+      print(f"  skipped {printable(path)}: {printable(reason)}")
     return
   if command == "query":
     _require(index=f.index)
@@ -487,7 +522,7 @@ def _cli(argv):
       method = type(index.searcher(f.aspect, f.method, f.nprobe)).__name__.lower()
       print(f"{len(hits)} most similar by {f.aspect}{note} ({method} search):")
       for p, s in hits:
-        print(f"  {s:+.3f}  {p}")
+        print(f"  {s:+.3f}  {printable(p)}")
     return
   _require(workdir=f.workdir, audio=f.audio)
   model = Model.load(f.workdir)
@@ -539,4 +574,6 @@ if __name__ == "__main__":
   _flags.DEFINE_integer("nprobe", 32, "query: cells of the approximate index scanned (more: better recall, slower).")
   _flags.DEFINE_list("nprobes", ["8", "32", "128"], "bench: nprobe values measured.")
   _flags.DEFINE_bool("json", False, "Print JSON.")
+  _flags.DEFINE_bool("replace", False, "index: rewrite an index even when files it holds are not in --audio "
+                     "(they are dropped from it).")
   app.run(main)

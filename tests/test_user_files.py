@@ -65,10 +65,10 @@ def _make_world(root, data_dir):
   w = {"root": root, "data": data_dir, "run": root / "run", "music": root / "music", "index": root / "music.npz"}
   out = run(MAIN, "--config=configs/proxy_dis.py:smoke", f"--workdir={w['run']}", f"--config.data_dir={data_dir}")
   assert out.returncode == 0, out.stderr[-2000:]
-  w["other_run"] = root / "other_run"  # the same model trained one more epoch: other weights
-  shutil.copytree(w["run"], w["other_run"])
+  w["other_run"] = root / "other_run"  # the same model trained one more epoch: other weights (its newest
+  shutil.copytree(w["run"], w["other_run"])  # checkpoint: the best by validation quality may be the first run's)
   out = run(MAIN, "--config=configs/proxy_dis.py:smoke", f"--workdir={w['other_run']}", f"--config.data_dir={data_dir}",
-            "--config.train.max_epochs=4")
+            "--config.train.max_epochs=4", "--config.eval.checkpoint=latest")
   assert out.returncode == 0, out.stderr[-2000:]
   os.makedirs(w["music"])
   rng = np.random.default_rng(0)
@@ -348,6 +348,86 @@ def csv_with_bom(w, tmp):
   return _corpus(w, tmp, tags_csv=b"\xef\xbb\xbf" + text)
 
 
+def corpus_parent_path(w, tmp):
+  (tmp / "outside.wav").write_bytes((w["corpus"] / "c0.wav").read_bytes())
+  text = (w["corpus"] / "tags.csv").read_text() + "../outside.wav,rock;happy;guitar;80s,train\n"
+  return _corpus(w, tmp, tags_csv=text.encode())
+
+
+def corpus_absolute_path(w, tmp):
+  text = (w["corpus"] / "tags.csv").read_text() + f"{w['corpus'] / 'c0.wav'},rock;happy;guitar;80s,train\n"
+  return _corpus(w, tmp, tags_csv=text.encode())
+
+
+def corpus_link_out(w, tmp):
+  module, args, keep = _corpus(w, tmp)
+  (tmp / "outside.wav").write_bytes((w["corpus"] / "c0.wav").read_bytes())
+  os.symlink(tmp / "outside.wav", tmp / "corpus" / "inside.wav")
+  tags = tmp / "corpus" / "tags.csv"
+  tags.write_text(tags.read_text() + "inside.wav,rock;happy;guitar;80s,train\n")
+  return module, args, keep
+
+
+def corpus_two_spellings_two_splits(w, tmp):
+  text = (w["corpus"] / "tags.csv").read_text() + "./c0.wav,rock;happy;guitar;80s,test\n"  # c0 is in train
+  return _corpus(w, tmp, tags_csv=text.encode())
+
+
+def corpus_two_spellings_one_split(w, tmp):
+  text = (w["corpus"] / "tags.csv").read_text() + "./c0.wav,jazz;happy;guitar;80s,train\n"
+  return _corpus(w, tmp, tags_csv=text.encode())
+
+
+def corpus_category_without_tags(w, tmp):
+  return _corpus(w, tmp, categories_csv=b"tag,category\nrock,genre\njazz,genre\nhappy,mood\n80s,era\n")
+
+
+def corpus_unknown_tag_counted(w, tmp):
+  text = (w["corpus"] / "tags.csv").read_text().replace(";80s,", ";80s;polka,")
+  return _corpus(w, tmp, tags_csv=text.encode())
+
+
+def _index_copy(w, tmp):
+  shutil.copy(w["index"], tmp / "x.npz")
+  return tmp / "x.npz"
+
+
+def reindex_empty_folder(w, tmp):
+  index = _index_copy(w, tmp)
+  os.makedirs(tmp / "empty")
+  return SEARCH, ("index", f"--workdir={w['run']}", f"--audio={tmp / 'empty'}", f"--out={index}"), [index]
+
+
+def reindex_other_folder(w, tmp):
+  index = _index_copy(w, tmp)
+  os.makedirs(tmp / "other")
+  shutil.copy(w["music"] / "song0.wav", tmp / "other" / "new.wav")
+  return SEARCH, ("index", f"--workdir={w['run']}", f"--audio={tmp / 'other'}", f"--out={index}"), [index, tmp / "other"]
+
+
+def reindex_replace(w, tmp):
+  index = _index_copy(w, tmp)
+  os.makedirs(tmp / "empty")
+  return SEARCH, ("index", f"--workdir={w['run']}", f"--audio={tmp / 'empty'}", f"--out={index}", "--replace"), []
+
+
+def linked_subfolder_listed(w, tmp):
+  music = tmp / "m"
+  shutil.copytree(w["music"], music)
+  os.makedirs(tmp / "elsewhere")
+  shutil.copy(w["music"] / "song0.wav", tmp / "elsewhere" / "far.wav")
+  os.symlink(tmp / "elsewhere", music / "linked")
+  return SEARCH, ("index", f"--workdir={w['run']}", f"--audio={music}", f"--out={tmp / 'x.npz'}"), [music]
+
+
+def linked_file_outside_listed(w, tmp):
+  music = tmp / "m"
+  shutil.copytree(w["music"], music)
+  shutil.copy(w["music"] / "song0.wav", tmp / "far.wav")
+  os.symlink(tmp / "far.wav", music / "near.wav")
+  return SEARCH, ("index", f"--workdir={w['run']}", f"--audio={music}", f"--out={tmp / 'x.npz'}"), [music]
+
+
 CASES = [  # id, prepare, exit status, text of the last line ("" when the command succeeds)
     ("resume with another width", other_width, 2, "model/features: 16 -> 32"),
     ("resume with another loss", other_loss, 2, "loss/name: 'proxy' -> 'triplet'"),
@@ -398,6 +478,19 @@ CASES = [  # id, prepare, exit status, text of the last line ("" when the comman
     ("tags.csv with a short row", csv_short_row, 2, "line 2 has fewer fields"),
     ("categories.csv with an unknown category", categories_bad_category, 2, "category 'style' is not one of"),
     ("tags.csv with a byte-order mark", csv_with_bom, 0, "ready in"),
+    ("tags.csv path through '..'", corpus_parent_path, 2, "outside --manual_dir"),
+    ("tags.csv absolute path", corpus_absolute_path, 2, "resolves to"),
+    ("tags.csv names a link that leads out", corpus_link_out, 2, "outside --manual_dir"),
+    ("one file spelled two ways in two splits", corpus_two_spellings_two_splits, 2, "in both train and test"),
+    ("one file spelled two ways in one split", corpus_two_spellings_one_split, 0, "duplicate track id: 1"),
+    ("a category with no tag in categories.csv", corpus_category_without_tags, 2,
+     "gives no tag of the category 'instrument'"),
+    ("tags missing from categories.csv are counted", corpus_unknown_tag_counted, 0, "left out 12 label(s)"),
+    ("re-index an empty folder over a full index", reindex_empty_folder, 2, "rerun with --replace"),
+    ("re-index another folder over an index", reindex_other_folder, 2, "holds 4 file(s) that --audio="),
+    ("re-index with --replace", reindex_replace, 0, "0 files (0 embedded now)"),
+    ("a linked sub-folder is listed, not passed over", linked_subfolder_listed, 0, "a link to a folder"),
+    ("a link to a file outside the folder is listed", linked_file_outside_listed, 0, "outside"),
 ]
 
 
@@ -485,3 +578,30 @@ def test_ctrl_c_during_index_keeps_what_was_embedded_and_a_named_pipe_is_skipped
   again = run(SEARCH, *args)
   assert ": 63 files (31 embedded now)" in again.stdout, again.stdout
   assert "s20.wav: not a regular file" in again.stdout, again.stdout
+
+
+def test_file_names_cannot_forge_plain_text_output_on_any_locale(world, tmp_path):
+  music = tmp_path / "m"
+  os.makedirs(music)
+  song = (world["music"] / "song0.wav").read_bytes()
+  forged = "a\n  +1.000  passwd.wav"
+  (music / forged).write_bytes(song)
+  os.makedirs(os.fsencode(music / "bytes"))
+  (open(os.fsencode(music / "bytes") + b"/caf\xe9.wav", "wb")).write(song)  # not UTF-8
+  index = tmp_path / "x.npz"
+  out = run(SEARCH, "index", f"--workdir={world['run']}", f"--audio={music}", f"--out={index}")
+  assert out.returncode == 0, out.stderr[-2000:]
+  strict = {"PYTHONIOENCODING": "ascii:strict", "LC_ALL": "C"}
+  for path in (str(music / forged), os.fsdecode(os.fsencode(music / "bytes") + b"/caf\xe9.wav")):
+    q = subprocess.run([sys.executable, "-m", SEARCH, "query", f"--index={index}", "--path=" + path, "-k", "2"],
+                       cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **strict}, capture_output=True,
+                       timeout=600)
+    assert q.returncode == 0 and b"Traceback" not in q.stderr, q.stderr[-2000:]
+    lines = q.stdout.decode("ascii").splitlines()
+    assert len(lines) == 3, lines  # the heading and two results: no line forged by a name
+    assert any("a\\n  +1.000  passwd.wav" in l for l in lines) and any("caf\\xe9.wav" in l for l in lines)
+    j = subprocess.run([sys.executable, "-m", SEARCH, "query", f"--index={index}", "--path=" + path, "-k", "2",
+                        "--json"], cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True,
+                       timeout=600)
+    hits = __import__("json").loads(j.stdout)  # valid JSON, the names kept exactly
+    assert {h["path"] for h in hits} <= {str(music / forged), os.fsdecode(os.fsencode(music / "bytes") + b"/caf\xe9.wav")}

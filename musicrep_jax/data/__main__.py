@@ -1,6 +1,5 @@
 """Builds a dataset: `python -m musicrep_jax.data --dataset=synth_music:smoke --data_dir=DIR`."""
 
-import json
 import os
 import sys
 import time
@@ -33,14 +32,6 @@ def main(argv):
     sys.exit(2)
   size = sum(os.path.getsize(os.path.join(builder.data_dir, f)) for f in os.listdir(builder.data_dir))
   splits = ", ".join(f"{k}: {v.num_examples}" for k, v in builder.info.splits.items())
-  report = os.path.join(builder.data_dir, "build_report.json")
-  if os.path.exists(report):
-    with open(report) as f:
-      skipped = json.load(f)
-    n = len(skipped["skipped"])
-    if n:
-      reasons = ", ".join(f"{k}: {v}" for k, v in skipped["skipped_by_reason"].items())
-      print(f"skipped {n} file(s) ({reasons}); the list is in {report}")
   print(f"{_DATASET.value} ready in {builder.data_dir} ({splits}; {size / 1e6:.0f} MB; "
         f"{time.time() - start:.0f} s)")
 

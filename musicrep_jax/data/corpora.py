@@ -145,7 +145,7 @@ class AudioTagCorpus(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _split_generators(self, dl_manager):
     del dl_manager
     self._report = collections.Counter()
-    self._skipped = []
+    self._skipped, self._dropped_labels = [], []
     rows = self.rows(self._report, self._skipped)
     seen = set()
     by_split = collections.defaultdict(list)
@@ -179,9 +179,12 @@ class AudioTagCorpus(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     if getattr(self, "_report", None) is None:
       return
     with open(os.path.join(self.data_dir, "build_report.json"), "w") as f:
-      json.dump({"skipped_by_reason": dict(self._report), "skipped": self._skipped}, f, indent=1)
+      json.dump({"skipped_by_reason": dict(self._report), "skipped": self._skipped,
+                 "dropped_labels": self._dropped_labels}, f, indent=1)
 
   def _tags_by_category(self, tags: list[str], name: str) -> dict:
+    """{category: tags} of one track; a tag outside the vocabulary is a label left out,
+    counted under "unknown tag" and listed with its file in build_report.json."""
     out = collections.defaultdict(list)
     for t in tags:
       for c, names in self.vocab().items():
@@ -190,6 +193,7 @@ class AudioTagCorpus(tfds.core.GeneratorBasedBuilder, skip_registration=True):
           break
       else:
         self._report["unknown tag"] += 1
+        self._dropped_labels.append({"file": name, "tag": t})
     return dict(out)
 
 
@@ -304,24 +308,41 @@ class TaggedFolder(AudioTagCorpus):
         raise CorpusError(f"{path} line {line}: category {row['category']!r} is not one of "
                           f"{', '.join(features.CATEGORIES)}")
       out[row["category"]].append(row["tag"])
+    empty = [c for c, tags in out.items() if not tags]
+    if empty:
+      raise CorpusError(f"{path} gives no tag of the category {', '.join(map(repr, empty))}: add a 'tag,category' "
+                        "line for each of its tags (a disentangled model needs tags in every category)")
     return out
 
   def rows(self, report, skipped):
+    """One row per file of tags.csv. A track is its real path inside the folder: a path
+    that resolves outside it ('..', an absolute path, a link out) is refused, two
+    spellings of one file are one track (the second skipped as a duplicate), and one file
+    in two splits is refused, naming both lines."""
     root = self.builder_config.manual_dir
+    real_root = os.path.realpath(root)
     path = _require(os.path.join(root, "tags.csv"), "give a CSV with columns path,tags[,split]")
-    out = []
-    for _, row in _csv_rows(path, ("path", "tags")):
+    out, first_line = [], {}
+    for line, row in _csv_rows(path, ("path", "tags")):
       rel = row["path"]
-      full = os.path.join(root, rel)
-      if not os.path.exists(full):
+      real = os.path.realpath(os.path.join(root, rel))
+      if os.path.commonpath([real, real_root]) != real_root:
+        raise CorpusError(f"{path} line {line}: {rel!r} resolves to {real}, outside --manual_dir={root}: give paths "
+                          "inside the folder (no '..', absolute path or link out of it)")
+      track = os.path.relpath(real, real_root)
+      if not os.path.exists(real):
         self._skip(rel, "audio file missing")
         continue
-      split = row.get("split") or _split_of(rel)
+      split = row.get("split") or _split_of(track)
       if split not in SPLIT_NAMES:
         self._skip(rel, f"unknown split {split!r}")
         continue
+      if track in first_line and first_line[track][1] != split:
+        raise CorpusError(f"{path} lines {first_line[track][0]} and {line} put {track} in both "
+                          f"{first_line[track][1]} and {split}: a track belongs to one split")
+      first_line.setdefault(track, (line, split))
       tags = [t.strip() for t in row["tags"].split(";") if t.strip()]
-      out.append(Row(rel, full, self._tags_by_category(tags, rel), split))
+      out.append(Row(track, real, self._tags_by_category(tags, rel), split))
     return out
 
 

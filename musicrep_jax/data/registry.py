@@ -57,7 +57,25 @@ def prepare(builder: tfds.core.DatasetBuilder) -> tfds.core.DatasetBuilder:
                                                    manual_dir=getattr(builder.builder_config, "manual_dir", None)))
   if hasattr(builder, "write_report"):
     builder.write_report()
+    print_report(builder)
   return builder
+
+
+def print_report(builder) -> None:
+  """What the build left out, counted by reason (the list is in build_report.json)."""
+  import json  # pylint: disable=import-outside-toplevel
+  report = os.path.join(builder.data_dir, "build_report.json")
+  if not os.path.exists(report):
+    return
+  with open(report) as f:
+    skipped = json.load(f)
+  n, labels = len(skipped["skipped"]), len(skipped.get("dropped_labels", []))
+  if n:
+    reasons = ", ".join(f"{k}: {v}" for k, v in skipped["skipped_by_reason"].items() if k != "unknown tag")
+    print(f"skipped {n} file(s) ({reasons}); the list is in {report}")
+  if labels:
+    print(f"left out {labels} label(s) naming a tag that is not in the vocabulary (unknown tag); the list is in "
+          f"{report}")
 
 
 def load(dataset: str, data_dir: str, *, build: bool = True, **kwargs) -> tfds.core.DatasetBuilder:
