@@ -166,9 +166,18 @@ class Approx:
     return cls(faiss.read_index(path), nprobe)
 
   def save(self, path: str) -> None:
+    """Writes a new file of our own (exclusive create in the same folder, never through a
+    link), then renames it over `path`."""
     import faiss  # pylint: disable=import-outside-toplevel
-    faiss.write_index(self.index, path + ".tmp")
-    os.replace(path + ".tmp", path)
+    import tempfile  # pylint: disable=import-outside-toplevel
+    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".faiss.tmp", dir=os.path.dirname(path))
+    os.close(fd)
+    try:
+      faiss.write_index(self.index, tmp)
+      os.replace(tmp, path)
+    except BaseException:
+      os.remove(tmp)
+      raise
 
   def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     sims, idx = self.index.search(self._unit(np.atleast_2d(queries)), k)
@@ -278,21 +287,44 @@ class Index:
       if method == "exact":
         self._searchers[aspect, method] = Exact(self.embeddings[:, mask])
       else:
-        path = self.approx_path(aspect)
-        if os.path.exists(path):
-          self._searchers[aspect, method] = Approx.load(path)
-        else:
-          approx = self._searchers[aspect, method] = Approx.build(self.embeddings[:, mask])
-          if os.path.isdir(os.path.dirname(path)):  # drop those of older versions
-            for old in os.listdir(os.path.dirname(path)):
-              if old.startswith(f"{aspect}-"):
-                os.remove(os.path.join(os.path.dirname(path), old))
-          os.makedirs(os.path.dirname(path), exist_ok=True)
-          approx.save(path)
+        self._searchers[aspect, method] = self._approx(aspect, mask)
     searcher = self._searchers[aspect, method]
     if isinstance(searcher, Approx):  # a query-time setting, not part of the stored index
       searcher.index.nprobe = nprobe
     return searcher
+
+  def _approx(self, aspect: str, mask) -> Approx:
+    """The aspect's approximate index from INDEX.ann/ (ours: rebuilt when it does not
+    load), or built and kept there. INDEX.ann must be a real folder: through a link or
+    over a file nothing is read, written or deleted. Only our own files of older versions
+    (<aspect>-<32 hex digits>.faiss, regular files) are deleted. An index folder that
+    cannot be written leaves the index built for this process only, with a note."""
+    path = self.approx_path(aspect)
+    folder = os.path.dirname(path)
+    if os.path.islink(folder) or (os.path.exists(folder) and not os.path.isdir(folder)):
+      raise SearchError(f"{folder} is {'a link' if os.path.islink(folder) else 'not a folder'}: it must be the "
+                        "index's own folder of approximate indexes; move it away (nothing was changed)")
+    if os.path.isfile(path) and not os.path.islink(path):
+      try:
+        loaded = Approx.load(path)
+        if loaded.index.d == int(np.sum(mask)) and loaded.index.ntotal == len(self.files):
+          return loaded
+      except RuntimeError:  # truncated or corrupt
+        pass
+      print(f"{path} is not this index's approximate index (corrupt or another one): building it again",
+            file=sys.stderr, flush=True)
+    approx = Approx.build(self.embeddings[:, mask])
+    try:
+      os.makedirs(folder, exist_ok=True)
+      for old in os.listdir(folder):  # drop those of older versions
+        full = os.path.join(folder, old)
+        if re.fullmatch(rf"{aspect}-[0-9a-f]{{32}}\.faiss", old) and os.path.isfile(full) and not os.path.islink(full):
+          os.remove(full)
+      approx.save(path)
+    except OSError as e:
+      print(f"note: the approximate index could not be kept in {folder} ({e.strerror}): built for this query only",
+            file=sys.stderr, flush=True)
+    return approx
 
   @classmethod
   def build(cls, model: Model, audio_dir: str, path: str, batch_files: int = 16, verbose: bool = True,

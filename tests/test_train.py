@@ -93,16 +93,16 @@ def test_class_config_is_the_proxy_config():
 
 
 def test_extended_configs_train(data_dir, tmp_path):
-  """Every loss beyond the paper trains and tags (two epochs, in this process: the full
+  """Every loss beyond the paper trains and tags (one epoch, in this process: the full
   evaluation and the command line are tested on the paper's configs above)."""
   from musicrep_jax import configlib, run  # pylint: disable=import-outside-toplevel
   for name in EXTENDED:
     config = configlib.load(name, "smoke")
-    config.data_dir, config.train.max_epochs, config.eval.tasks = data_dir, 2, ("tagging", "retrieval")
+    config.data_dir, config.train.max_epochs, config.eval.tasks = data_dir, 1, ("tagging",)
     result = run.run(config, str(tmp_path / name))
     assert 0.0 <= result["roc_auc"] <= 1.0, name
     losses = [json.loads(l)["loss"] for l in open(tmp_path / name / "metrics.jsonl") if '"loss"' in l]
-    assert len(losses) >= 4 and all(np.isfinite(losses)), name
+    assert len(losses) >= 2 and all(np.isfinite(losses)), name
 
 
 STEP_SCRIPT = """

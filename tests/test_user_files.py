@@ -428,6 +428,40 @@ def linked_file_outside_listed(w, tmp):
   return SEARCH, ("index", f"--workdir={w['run']}", f"--audio={music}", f"--out={tmp / 'x.npz'}"), [music]
 
 
+def _approx_query(w, tmp, ann):
+  """A query of the approximate index of a copy of the shared index, its INDEX.ann set up by `ann`."""
+  index = _index_copy(w, tmp)
+  keep = ann(tmp, index)
+  return SEARCH, ("query", f"--index={index}", f"--path={w['music'] / 'song0.wav'}", "--method=approx", "-k", "2"), keep
+
+
+def ann_is_a_link(w, tmp):
+  def ann(tmp, index):
+    os.makedirs(tmp / "users")
+    (tmp / "users" / "all-notes.txt").write_text("mine")
+    os.symlink(tmp / "users", str(index) + ".ann")
+    return [tmp / "users"]
+  return _approx_query(w, tmp, ann)
+
+
+def ann_is_a_file(w, tmp):
+  def ann(tmp, index):
+    (tmp / "x.npz.ann").write_text("mine")
+    return [tmp / "x.npz.ann"]
+  return _approx_query(w, tmp, ann)
+
+
+def ann_corrupt_is_rebuilt(w, tmp):
+  def ann(tmp, index):
+    import numpy as np  # pylint: disable=import-outside-toplevel,redefined-outer-name,reimported
+    version = str(np.load(index)["version"])
+    os.makedirs(str(index) + ".ann")
+    (tmp / "x.npz.ann" / f"all-{version}.faiss").write_bytes(b"not faiss")
+    (tmp / "x.npz.ann" / "all-notes.txt").write_text("mine")
+    return []
+  return _approx_query(w, tmp, ann)
+
+
 CASES = [  # id, prepare, exit status, text of the last line ("" when the command succeeds)
     ("resume with another width", other_width, 2, "model/features: 16 -> 32"),
     ("resume with another loss", other_loss, 2, "loss/name: 'proxy' -> 'triplet'"),
@@ -491,6 +525,9 @@ CASES = [  # id, prepare, exit status, text of the last line ("" when the comman
     ("re-index with --replace", reindex_replace, 0, "0 files (0 embedded now)"),
     ("a linked sub-folder is listed, not passed over", linked_subfolder_listed, 0, "a link to a folder"),
     ("a link to a file outside the folder is listed", linked_file_outside_listed, 0, "outside"),
+    ("INDEX.ann is a link to a user's folder", ann_is_a_link, 2, "is a link: it must be the index's own folder"),
+    ("INDEX.ann is a file", ann_is_a_file, 2, "is not a folder"),
+    ("a corrupt approximate index of ours is rebuilt", ann_corrupt_is_rebuilt, 0, "most similar"),
 ]
 
 
@@ -528,6 +565,8 @@ def test_case(world, tmp_path, name, prepare, status, text):
   assert snapshot(*keep) == before, name  # nothing the user had was changed
   if prepare is crafted_version:
     assert not os.path.exists(world["root"].parent / "escaped")
+  if prepare is ann_corrupt_is_rebuilt:  # only our own file was replaced
+    assert (tmp_path / "x.npz.ann" / "all-notes.txt").read_text() == "mine"
 
 
 def test_edited_corpus_is_rebuilt_not_reported_stale(world, tmp_path):
