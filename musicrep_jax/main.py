@@ -44,6 +44,10 @@ def main(argv):
                                process_id=_PROCESS_ID.value, heartbeat_timeout_seconds=_HEARTBEAT.value)
   from musicrep_jax import errors  # pylint: disable=import-outside-toplevel
   from musicrep_jax import run  # pylint: disable=import-outside-toplevel
+  try:  # ml_collections defers a config file's failure to load until the config is read
+    _CONFIG.value.keys()
+  except OSError as e:
+    errors.die(f"error: --config={_config_arg(sys.argv)}: {_load_failure(e)}", 2)
   if _DEBUG.value:
     os.environ["MUSICREP_JAX_DEBUG"] = "1"
   try:
@@ -62,6 +66,20 @@ def main(argv):
                f"{f'step {step}' if step is not None else 'the start (no checkpoint was completed)'}", 3)
 
 
+def _config_arg(argv) -> str:
+  return next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "?")
+
+
+def _load_failure(e: BaseException) -> str:
+  """One clause for a config file that did not load."""
+  text = str(e)
+  if "No such file or directory" in text:
+    return "the file does not exist: give a config file, e.g. configs/proxy_dis.py"
+  if isinstance(e, SyntaxError):
+    return f"the file has a syntax error at line {e.lineno}: {e.msg}"
+  return f"the file does not load ({type(e).__name__}: {text.splitlines()[-1].strip() if text else ''})"
+
+
 def parse_flags(argv):
   """absl's parsing (which loads the config file and applies --config.* overrides), with
   a config file's own error or an override of a key the config lacks as one sentence."""
@@ -70,6 +88,9 @@ def parse_flags(argv):
     return app.parse_flags_with_usage(argv)
   except errors.UserError as e:
     print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  except (SyntaxError, OSError, NameError, ImportError, TypeError, ValueError) as e:  # the config file's own code
+    print(f"error: --config={_config_arg(argv)}: {_load_failure(e)}", file=sys.stderr)
     sys.exit(2)
   except (AttributeError, KeyError) as e:  # ml_collections: an override names a key that does not exist
     key = str(e).strip("\"'")

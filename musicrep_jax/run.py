@@ -48,6 +48,13 @@ def preflight(config, workdir: str, mode: str, vocab: dict | None = None) -> Non
                              "or the config it was trained with (nothing was changed)")
 
 
+def _has_checkpoint(workdir: str) -> bool:
+  """Does the workdir hold a training or best checkpoint? (read only: no folder is made)"""
+  folder = progress.path(workdir)
+  return any(p.name.isdigit() for sub in ("checkpoints", "best") if (folder / sub).is_dir()
+             for p in (folder / sub).iterdir())
+
+
 def writable(path: str) -> bool:
   return "://" in path or os.access(path, os.W_OK)  # an object store's permissions show on writing
 
@@ -60,6 +67,9 @@ def run(config, workdir: str, mode: str = "train") -> dict:
   train.check_config(config)  # before a dataset build, which can take minutes
   if not config.baseline:
     preflight(config, workdir, mode)
+  if mode == "eval" and not config.baseline and not _has_checkpoint(workdir):  # before anything is written
+    raise checkpointing.CheckpointError(f"{workdir} holds no checkpoint: train first (--mode=train), or give the "
+                                        "--workdir of a trained run (nothing was written)")
   builder = train.load_dataset(config)
   train.check_config(config, builder)
   if config.baseline:

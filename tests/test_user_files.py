@@ -462,6 +462,19 @@ def ann_corrupt_is_rebuilt(w, tmp):
   return _approx_query(w, tmp, ann)
 
 
+def config_syntax_error(w, tmp):
+  (tmp / "bad.py").write_text("def get_config(arg=None):\n  return (\n")
+  return MAIN, (f"--config={tmp / 'bad.py'}", f"--workdir={tmp / 'run'}"), [tmp]
+
+
+def config_missing(w, tmp):
+  return MAIN, (f"--config={tmp / 'nope.py'}", f"--workdir={tmp / 'run'}"), [tmp]
+
+
+def eval_mistyped_workdir(w, tmp):
+  return MAIN, main_args(w, tmp / "typo", "--mode=eval"), [tmp]
+
+
 CASES = [  # id, prepare, exit status, text of the last line ("" when the command succeeds)
     ("resume with another width", other_width, 2, "model/features: 16 -> 32"),
     ("resume with another loss", other_loss, 2, "loss/name: 'proxy' -> 'triplet'"),
@@ -528,6 +541,9 @@ CASES = [  # id, prepare, exit status, text of the last line ("" when the comman
     ("INDEX.ann is a link to a user's folder", ann_is_a_link, 2, "is a link: it must be the index's own folder"),
     ("INDEX.ann is a file", ann_is_a_file, 2, "is not a folder"),
     ("a corrupt approximate index of ours is rebuilt", ann_corrupt_is_rebuilt, 0, "most similar"),
+    ("a config file with a syntax error", config_syntax_error, 2, "has a syntax error at line 2"),
+    ("a config file that does not exist", config_missing, 2, "nope.py: the file does not exist"),
+    ("--mode=eval on a mistyped workdir writes nothing", eval_mistyped_workdir, 2, "(nothing was written)"),
 ]
 
 
@@ -565,6 +581,8 @@ def test_case(world, tmp_path, name, prepare, status, text):
   assert snapshot(*keep) == before, name  # nothing the user had was changed
   if prepare is crafted_version:
     assert not os.path.exists(world["root"].parent / "escaped")
+  if prepare is eval_mistyped_workdir:  # a failed command leaves no folder behind
+    assert not os.path.exists(tmp_path / "typo")
   if prepare is ann_corrupt_is_rebuilt:  # only our own file was replaced
     assert (tmp_path / "x.npz.ann" / "all-notes.txt").read_text() == "mine"
 
