@@ -462,6 +462,16 @@ def ann_corrupt_is_rebuilt(w, tmp):
   return _approx_query(w, tmp, ann)
 
 
+def csv_utf16(w, tmp):
+  return _corpus(w, tmp, tags_csv=(w["corpus"] / "tags.csv").read_text().encode("utf-16"))
+
+
+def csv_latin1(w, tmp):
+  text = (w["corpus"] / "tags.csv").read_text().replace("happy", "fröhlich")
+  return _corpus(w, tmp, tags_csv=text.encode("latin-1"),
+                 categories_csv=(w["corpus"] / "categories.csv").read_text().replace("happy", "fröhlich").encode())
+
+
 def config_syntax_error(w, tmp):
   (tmp / "bad.py").write_text("def get_config(arg=None):\n  return (\n")
   return MAIN, (f"--config={tmp / 'bad.py'}", f"--workdir={tmp / 'run'}"), [tmp]
@@ -541,6 +551,8 @@ CASES = [  # id, prepare, exit status, text of the last line ("" when the comman
     ("INDEX.ann is a link to a user's folder", ann_is_a_link, 2, "is a link: it must be the index's own folder"),
     ("INDEX.ann is a file", ann_is_a_file, 2, "is not a folder"),
     ("a corrupt approximate index of ours is rebuilt", ann_corrupt_is_rebuilt, 0, "most similar"),
+    ("tags.csv in UTF-16", csv_utf16, 2, "is UTF-16 (it starts with a UTF-16 byte-order mark)"),
+    ("tags.csv in Latin-1", csv_latin1, 2, "is not UTF-8: Latin-1 or another 8-bit encoding, probably (byte"),
     ("a config file with a syntax error", config_syntax_error, 2, "has a syntax error at line 2"),
     ("a config file that does not exist", config_missing, 2, "nope.py: the file does not exist"),
     ("--mode=eval on a mistyped workdir writes nothing", eval_mistyped_workdir, 2, "(nothing was written)"),

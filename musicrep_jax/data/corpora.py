@@ -27,6 +27,7 @@ import collections
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import os
 from typing import Iterator, NamedTuple
@@ -282,7 +283,17 @@ class Magnatagatune(AudioTagCorpus):
 def _csv_rows(path: str, required: tuple[str, ...]):
   """(line number, row) of a CSV with a header; a UTF-8 byte-order mark (as spreadsheets
   write) is dropped, and missing columns or short rows stop with the line named."""
-  with open(path, newline="", encoding="utf-8-sig") as f:
+  with open(path, "rb") as f:
+    raw = f.read()
+  try:
+    text = raw.decode("utf-8-sig")
+  except UnicodeDecodeError as e:
+    encoding = ("UTF-16 (it starts with a UTF-16 byte-order mark)" if raw[:2] in (b"\xff\xfe", b"\xfe\xff")
+                else "not UTF-8: Latin-1 or another 8-bit encoding, probably")
+    line = raw[:e.start].count(b"\n") + 1
+    raise CorpusError(f"{path} is {encoding} (byte {e.start}, line {line}, does not decode as UTF-8): save it as "
+                      "UTF-8") from None
+  with io.StringIO(text, newline="") as f:
     reader = csv.DictReader(f)
     header = [h.strip() for h in reader.fieldnames or []]
     missing = [c for c in required if c not in header]
