@@ -132,15 +132,50 @@ class Model:
       ckpt.close()
 
 
+def _run_json(path):
+  """The JSON of a run's file, or one sentence naming it and what is wrong."""
+  try:
+    return json.loads(path.read_text())
+  except UnicodeDecodeError as e:
+    raise errors.UserError(f"{path} is not text (byte {e.start}): the run wrote JSON there; restore the file from a "
+                           "copy of the run, or train again") from None
+  except json.JSONDecodeError as e:
+    raise errors.UserError(f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}): restore the file "
+                           "from a copy of the run, or train again") from None
+  except OSError as e:
+    raise errors.UserError(f"{path} cannot be read ({e.strerror})") from None
+
+
+def _keys(d: dict, prefix: str = "") -> set[str]:
+  return set().union(*[_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k} for k, v in d.items()])
+
+
 def read_workdir(workdir: str) -> tuple[ml_collections.ConfigDict, dict]:
-  """(config, vocabulary) that a run wrote to its workdir."""
+  """(config, vocabulary) that a run wrote to its workdir, checked: a file that is not
+  JSON, a config key this version does not know (a hand edit, another version) or a
+  vocabulary of the wrong shape is one sentence naming the file and the key."""
+  from musicrep_jax import configlib  # pylint: disable=import-outside-toplevel
   paths = {n: progress.path(workdir) / n for n in ("config.json", "tags.json")}
   for path in paths.values():
     if not path.exists():
       raise errors.UserError(f"{path} is missing: give the --workdir of a run trained (or evaluated with "
                              "--mode=eval) by this version of musicrep_jax")
-  config = ml_collections.ConfigDict(json.loads(paths["config.json"].read_text()))
-  return config, json.loads(paths["tags.json"].read_text())
+  raw = _run_json(paths["config.json"])
+  if not isinstance(raw, dict):
+    raise errors.UserError(f"{paths['config.json']} is not a run's config (a JSON object of sections)")
+  unknown = sorted(_keys(raw) - _keys(configlib.base().to_dict()))
+  if unknown:
+    raise errors.UserError(f"{paths['config.json']} has the key {unknown[0]!r}, which this version of musicrep_jax "
+                           f"does not know{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''}: remove it "
+                           "if it was edited by hand, or use the version that trained the run")
+  vocab = _run_json(paths["tags.json"])
+  ok = isinstance(vocab, dict) and vocab and all(
+      isinstance(c, str) and isinstance(t, list) and t and all(isinstance(x, str) for x in t) and len(set(t)) == len(t)
+      for c, t in vocab.items())
+  if not ok:
+    raise errors.UserError(f"{paths['tags.json']} is not a tag vocabulary (a JSON object of category -> list of "
+                           "distinct tag names): restore it from a copy of the run, or evaluate again with --mode=eval")
+  return ml_collections.ConfigDict(raw), vocab
 
 
 def load(workdir: str) -> tuple[Model, dict]:

@@ -59,6 +59,20 @@ def writable(path: str) -> bool:
   return "://" in path or os.access(path, os.W_OK)  # an object store's permissions show on writing
 
 
+def check_writable(workdir: str) -> None:
+  """Refuses, before anything is written, a workdir that training cannot write: a
+  read-only folder, or a new one whose nearest existing parent is read-only."""
+  if "://" in workdir:
+    return
+  nearest = os.path.abspath(workdir)
+  while not os.path.exists(nearest):
+    nearest = os.path.dirname(nearest)
+  if not os.access(nearest, os.W_OK | os.X_OK):
+    where = "is read-only" if nearest == os.path.abspath(workdir) else f"cannot be created: {nearest} is read-only"
+    raise errors.ConfigError(f"--workdir={workdir} {where} for this user: give a folder you can write (to go on "
+                             "training someone's run, copy it first); nothing was written")
+
+
 def run(config, workdir: str, mode: str = "train") -> dict:
   """Trains (mode="train") then evaluates; returns the evaluation results."""
   started = time.time()
@@ -67,6 +81,8 @@ def run(config, workdir: str, mode: str = "train") -> dict:
   train.check_config(config)  # before a dataset build, which can take minutes
   if not config.baseline:
     preflight(config, workdir, mode)
+  if mode == "train" or config.baseline:
+    check_writable(workdir)
   if mode == "eval" and not config.baseline and not _has_checkpoint(workdir):  # before anything is written
     raise checkpointing.CheckpointError(f"{workdir} holds no checkpoint: train first (--mode=train), or give the "
                                         "--workdir of a trained run (nothing was written)")

@@ -39,10 +39,8 @@ def snapshot(*roots):
   return out
 
 
-def run(module, *args, env=None):
-  full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=full_env, capture_output=True,
-                        text=True, timeout=600)
+def run(module, *args):
+  return run_python("-m", module, *args, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -180,15 +178,6 @@ def nothing_intact(w, tmp):
   for step in os.listdir(run_dir / "checkpoints"):
     _corrupt_arrays(run_dir / "checkpoints" / step)
   return MAIN, main_args(w, run_dir), []
-
-
-def read_only_eval(w, tmp):
-  run_dir = _copy(w, tmp)
-  for dirpath, _, names in os.walk(run_dir):
-    for n in names:
-      os.chmod(os.path.join(dirpath, n), 0o444)
-    os.chmod(dirpath, 0o555)
-  return MAIN, main_args(w, run_dir, "--mode=eval"), [run_dir]
 
 
 def index_out_missing_folder(w, tmp):
@@ -485,6 +474,88 @@ def eval_mistyped_workdir(w, tmp):
   return MAIN, main_args(w, tmp / "typo", "--mode=eval"), [tmp]
 
 
+def _read_only(*folders):
+  for folder in folders:
+    for dirpath, _, names in os.walk(folder):
+      for n in names:
+        os.chmod(os.path.join(dirpath, n), 0o444)
+      os.chmod(dirpath, 0o555)
+
+
+def read_only_eval(w, tmp):
+  run_dir = _copy(w, tmp)
+  _read_only(run_dir)
+  return MAIN, main_args(w, run_dir, "--mode=eval"), [run_dir]
+
+
+def read_only_resume(w, tmp):
+  run_dir = _copy(w, tmp)
+  _read_only(run_dir)
+  return MAIN, main_args(w, run_dir, "--config.train.max_epochs=4"), [run_dir]
+
+
+def workdir_under_read_only_parent(w, tmp):
+  os.makedirs(tmp / "shared")
+  _read_only(tmp / "shared")
+  return MAIN, main_args(w, tmp / "shared" / "runs" / "mine"), [tmp / "shared"]
+
+
+def index_into_read_only_folder(w, tmp):
+  os.makedirs(tmp / "ro")
+  _read_only(tmp / "ro")
+  return SEARCH, ("index", f"--workdir={w['run']}", f"--audio={w['music']}", f"--out={tmp / 'ro' / 'x.npz'}"), \
+      [tmp / "ro"]
+
+
+def ann_in_read_only_folder(w, tmp):
+  def ann(tmp, index):
+    _read_only(tmp)
+    return [tmp]
+  return _approx_query(w, tmp, ann)
+
+
+def ann_foreign_is_rebuilt(w, tmp):
+  def ann(tmp, index):
+    import faiss  # pylint: disable=import-outside-toplevel
+    version = str(np.load(index)["version"])
+    os.makedirs(str(index) + ".ann")
+    faiss.write_index(faiss.IndexFlatIP(3), str(tmp / "x.npz.ann" / f"all-{version}.faiss"))  # valid, not ours
+    return []
+  return _approx_query(w, tmp, ann)
+
+
+def full_disk_during_index(w, tmp):
+  """The disk fills while the index is saved (a 1-KB file-size limit on the command makes
+  every larger write fail, as a full disk or a quota does): the old index stays as it was."""
+  index = _index_copy(w, tmp)
+  music = tmp / "m"
+  shutil.copytree(w["music"], music)
+  shutil.copy(w["music"] / "song0.wav", music / "new.wav")
+  return SEARCH, ("index", f"--workdir={w['run']}", f"--audio={music}", f"--out={index}", "--replace"), [tmp]
+
+
+def _run_copy(w, tmp, edit):
+  run_dir = _copy(w, tmp)
+  edit(run_dir)
+  return SEARCH, ("tag", f"--workdir={run_dir}", f"--audio={w['music'] / 'song0.wav'}"), [run_dir]
+
+
+def run_config_unknown_key(w, tmp):
+  def edit(run_dir):
+    config = __import__("json").loads((run_dir / "config.json").read_text())
+    config["train"]["nope"] = 1
+    (run_dir / "config.json").write_text(__import__("json").dumps(config))
+  return _run_copy(w, tmp, edit)
+
+
+def run_tags_malformed(w, tmp):
+  return _run_copy(w, tmp, lambda run_dir: (run_dir / "tags.json").write_text('{"genre": ["rock",'))
+
+
+def run_tags_hand_edited(w, tmp):
+  return _run_copy(w, tmp, lambda run_dir: (run_dir / "tags.json").write_text('{"genre": "rock", "mood": []}'))
+
+
 CASES = [  # id, prepare, exit status, text of the last line ("" when the command succeeds)
     ("resume with another width", other_width, 2, "model/features: 16 -> 32"),
     ("resume with another loss", other_loss, 2, "loss/name: 'proxy' -> 'triplet'"),
@@ -523,7 +594,7 @@ CASES = [  # id, prepare, exit status, text of the last line ("" when the comman
     ("tag with a folder that holds no run", tag_without_run, 2, "config.json is missing"),
     ("tag an unreadable file", tag_unreadable_audio, 2, "not a readable audio file"),
     ("search without a command", no_command, 2, "give one command"),
-    ("unknown aspect", bad_aspect, 1, "aspect"),
+    ("unknown aspect", bad_aspect, 2, "--aspect='tempo' is unknown for this model: choose one of all, genre"),
     ("dangling link, link loop, junk and a broken file in the folder", links_and_junk_are_listed, 0,
      "skipped"),
     ("unknown dataset", unknown_dataset, 2, "unknown dataset 'nosuch'"),
@@ -556,29 +627,38 @@ CASES = [  # id, prepare, exit status, text of the last line ("" when the comman
     ("a config file with a syntax error", config_syntax_error, 2, "has a syntax error at line 2"),
     ("a config file that does not exist", config_missing, 2, "nope.py: the file does not exist"),
     ("--mode=eval on a mistyped workdir writes nothing", eval_mistyped_workdir, 2, "(nothing was written)"),
+    ("resume a read-only run", read_only_resume, 2, "is read-only for this user"),
+    ("a workdir under a read-only folder", workdir_under_read_only_parent, 2,
+     "cannot be created: " ),
+    ("index into a read-only folder", index_into_read_only_folder, 2, "cannot be written (Permission denied)"),
+    ("approximate query beside a read-only index", ann_in_read_only_folder, 0, "most similar"),
+    ("a valid approximate index that is not this index's is rebuilt", ann_foreign_is_rebuilt, 0, "most similar"),
+    ("the disk fills while an index is saved", full_disk_during_index, 2,
+     "could not be written (File too large): free some space, or give another --out; the index there is as it was"),
+    ("an unknown key in a run's config.json", run_config_unknown_key, 2, "has the key 'train.nope', which this"),
+    ("a run's tags.json is not JSON", run_tags_malformed, 2, "tags.json is not valid JSON (line 1, column 19"),
+    ("a run's tags.json edited into another shape", run_tags_hand_edited, 2, "tags.json is not a tag vocabulary"),
 ]
+AS_NOBODY = {read_only_eval, read_only_resume, workdir_under_read_only_parent, index_into_read_only_folder,
+             ann_in_read_only_folder}  # permissions: root ignores them
 
 
 @pytest.mark.parametrize("name,prepare,status,text", CASES, ids=[c[0] for c in CASES])
 def test_case(world, tmp_path, name, prepare, status, text):
   module, args, keep = prepare(world, tmp_path)
   before = snapshot(*keep)
-  env = {}
-  if prepare is read_only_eval:  # root ignores permissions: run as nobody, with a cache it may write
-    cache = tmp_path / "nobody_cache"
-    os.makedirs(cache)
-    os.chmod(cache, 0o777)
-    for path in (tmp_path, world["data"]):  # nobody must reach the run and the dataset (pytest's folders are 0700)
-      for parent in [p for p in __import__("pathlib").Path(path).parents if str(p).startswith("/tmp/")] + [path]:
-        os.chmod(parent, os.stat(parent).st_mode | 0o055)
-    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MUSICREP_JAX_CACHE": str(cache), "HOME": str(cache),
-           "MPLCONFIGDIR": str(cache)}
-    probe = subprocess.run([*as_nobody, "-c", "import musicrep_jax"], cwd=REPO, env=env, capture_output=True)
-    if probe.returncode != 0:
-      pytest.skip(f"user nobody cannot run this checkout's Python (the read-only case needs it): {probe.stderr[-200:]}")
-    out = subprocess.run([*as_nobody, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=600)
+  if prepare in AS_NOBODY:
+    out = _as_nobody(world, tmp_path, module, args)
+  elif prepare is full_disk_during_index:
+    import resource  # pylint: disable=import-outside-toplevel
+    import signal  # pylint: disable=import-outside-toplevel
+
+    def limit():  # writes past 1 KB fail with EFBIG instead of killing the process
+      signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+      resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+    out = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_ENABLE_COMPILATION_CACHE": "false"},
+                         preexec_fn=limit)
   else:
     out = run(module, *args)
   assert out.returncode == status, (name, out.returncode, out.stderr[-3000:])
@@ -595,8 +675,30 @@ def test_case(world, tmp_path, name, prepare, status, text):
     assert not os.path.exists(world["root"].parent / "escaped")
   if prepare is eval_mistyped_workdir:  # a failed command leaves no folder behind
     assert not os.path.exists(tmp_path / "typo")
+  if prepare is full_disk_during_index:  # no temporary file left behind
+    assert sorted(os.listdir(tmp_path)) == ["m", "x.npz"], os.listdir(tmp_path)
+  if prepare is ann_in_read_only_folder:
+    assert "could not be kept in" in out.stderr, out.stderr[-2000:]
   if prepare is ann_corrupt_is_rebuilt:  # only our own file was replaced
     assert (tmp_path / "x.npz.ann" / "all-notes.txt").read_text() == "mine"
+
+
+def _as_nobody(world, tmp_path, module, args):
+  """Runs the command as user nobody (root ignores permissions), with a cache it may write."""
+  cache = tmp_path.parent / f"{tmp_path.name}_nobody_cache"
+  os.makedirs(cache)
+  os.chmod(cache, 0o777)
+  for path in (tmp_path, world["data"], world["root"]):  # nobody must reach them (pytest's folders are 0700)
+    for parent in [p for p in __import__("pathlib").Path(path).parents if str(p).startswith("/tmp/")] + [path]:
+      os.chmod(parent, os.stat(parent).st_mode | 0o055)
+  as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MUSICREP_JAX_CACHE": str(cache), "HOME": str(cache),
+         "MPLCONFIGDIR": str(cache)}
+  probe = subprocess.run([*as_nobody, "-c", "import musicrep_jax"], cwd=REPO, env=env, capture_output=True)
+  if probe.returncode != 0:
+    pytest.skip(f"user nobody cannot run this checkout's Python (the permission cases need it): {probe.stderr[-200:]}")
+  return subprocess.run([*as_nobody, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True,
+                        timeout=600)
 
 
 def test_edited_corpus_is_rebuilt_not_reported_stale(world, tmp_path):
