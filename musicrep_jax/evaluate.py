@@ -330,6 +330,26 @@ EVALUATORS = {
 }
 
 
+VALIDATION_CACHE_BYTES = 256 << 20
+
+
+def _first_windows_of_validation(setup) -> tuple[list[dict], dict]:
+  """The window batches of validation_quality (the first window of each validation track)
+  and the tracks' metadata: read once per run and kept in memory (they are the same every
+  epoch), unless the windows exceed VALIDATION_CACHE_BYTES (a large real corpus): then
+  read again each time."""
+  cached = getattr(setup, "_validation_cache", None)
+  if cached is not None:
+    return cached
+  from musicrep_jax import input_pipeline  # pylint: disable=import-outside-toplevel  # TensorFlow: not for search
+  batches = list(input_pipeline.eval_windows(setup.builder, "validation", crop_len=setup.crop_len,
+                                             batch_size=setup.config.eval.batch_size, max_windows=1))
+  meta = input_pipeline.track_metadata(setup.builder, "validation")
+  if sum(b["audio"].nbytes for b in batches) <= VALIDATION_CACHE_BYTES:
+    setup._validation_cache = (batches, meta)  # pylint: disable=protected-access
+  return batches, meta
+
+
 def validation_quality(setup, state) -> dict:
   """Cheap quality figures for every epoch, on the validation split (the first window of
   each track): recall@1, macro ROC-AUC of tagging on its second half (prototype models
@@ -337,8 +357,9 @@ def validation_quality(setup, state) -> dict:
   by which config.train.select_by="quality" stops and selects every model. The mean of
   the paper's two headline tasks, with equal weight, since a loss can favour one of them
   (a classifier tags, a metric loss retrieves)."""
-  val = Embeddings.of_split(setup, state, "validation", max_windows=1)
-  val = dataclasses.replace(val, labels=conditions.visible(val.labels, setup.held_out))
+  batches, meta = _first_windows_of_validation(setup)
+  song, _ = song_embeddings(setup, state, batches)
+  val = Embeddings(song, [], conditions.visible(meta["labels"], setup.held_out), meta["track_id"], meta["triplet"])
   half = len(val.song) // 2
   protos = None
   if setup.loss_spec.needs_prototypes:
