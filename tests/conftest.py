@@ -47,11 +47,30 @@ def smoke_builder(data_dir):
   return registry.load("synth_music:smoke", data_dir, build=False)
 
 
+_WARM = []
+
+
+def _warm():
+  """This worker's warm command server (tests/warm.py), started on first use."""
+  if not _WARM:
+    import atexit  # pylint: disable=import-outside-toplevel
+    import warm  # pylint: disable=import-outside-toplevel
+    _WARM.append(warm.Server(REPO))
+    atexit.register(_WARM[0].close)
+  return _WARM[0]
+
+
 def run_python(*args, env=None, timeout=600, check=True):
-  """Runs `python args` in the repo; returns the CompletedProcess."""
-  full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-  proc = subprocess.run([sys.executable, *args], cwd=REPO, env=full_env,
-                        capture_output=True, text=True, timeout=timeout)
+  """Runs `python args` in the repo; returns the CompletedProcess. `-m module ...` with
+  no environment of its own starts warm (tests/warm.py: forked from a process that has
+  imported the libraries); anything else, or every command with
+  MUSICREP_JAX_COLD_TESTS=1, is a fresh interpreter."""
+  if args[0] == "-m" and not env and os.environ.get("MUSICREP_JAX_COLD_TESTS", "0") in ("", "0"):
+    proc = _warm().run(args[1], args[2:], timeout)
+  else:
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
   if check and proc.returncode != 0:
     raise AssertionError(f"python {' '.join(args)[:300]} failed ({proc.returncode}):\n"
                          f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
