@@ -134,9 +134,27 @@ def _key(config, dotted: str):
   return config[section][key]
 
 
-def check(config: ml_collections.ConfigDict, devices: int, train_tracks: int | None = None) -> None:
+def fit_subspaces(config: ml_collections.ConfigDict, categories) -> None:
+  """One subspace per category of the dataset: `model.subspace_dims` gives one size per
+  category; sizes that are all equal (every preset's: 32 x 4 by default) follow the
+  dataset's category count (3 for MTG-Jamendo: 32 x 3), set in the config (and so in the
+  run's config.json and its checkpoint's identity). Unequal sizes of another count are an
+  error naming the categories."""
+  dims = tuple(config.model.subspace_dims)
+  if len(dims) == len(categories):
+    return
+  if len(set(dims)) != 1:
+    raise errors.ConfigError(f"config.model.subspace_dims={dims} gives {len(dims)} sizes, but the dataset has "
+                             f"{len(categories)} categories ({', '.join(categories)}): give one size per category, "
+                             f"e.g. --config.model.subspace_dims=({','.join(str(dims[0]) for _ in categories)})")
+  config.model.subspace_dims = (dims[0],) * len(categories)
+
+
+def check(config: ml_collections.ConfigDict, devices: int, train_tracks: int | None = None,
+          categories=None) -> None:
   """Every config setting that cannot work stops here with one sentence naming its key,
-  before any expensive work; `train_tracks` (the dataset's) adds the checks that need it."""
+  before any expensive work; `train_tracks` and `categories` (the dataset's) add the
+  checks that need them, and fit the subspaces to the categories (fit_subspaces)."""
   from musicrep_jax.data import features  # pylint: disable=import-outside-toplevel
   for k in POSITIVE + NON_NEGATIVE:
     v = _key(config, k)
@@ -184,9 +202,11 @@ def check(config: ml_collections.ConfigDict, devices: int, train_tracks: int | N
     raise errors.ConfigError(f"config.baseline={config.baseline!r} is unknown: choose random, untrained or logmel")
   if config.model.subdense and not config.loss.disentangled:
     raise errors.ConfigError("config.model.subdense=True needs config.loss.disentangled=True")
-  if any(d <= 0 for d in config.model.subspace_dims) or len(config.model.subspace_dims) != len(features.CATEGORIES):
+  if not config.model.subspace_dims or any(d <= 0 for d in config.model.subspace_dims):
     raise errors.ConfigError(f"config.model.subspace_dims={tuple(config.model.subspace_dims)} needs one positive "
-                             f"size per category ({', '.join(features.CATEGORIES)})")
+                             "size per category of the dataset")
+  if categories is not None:
+    fit_subspaces(config, categories)
   if config.model.features % 4:
     raise errors.ConfigError(f"config.model.features={config.model.features} must be divisible by 4 "
                              "(Inception branches)")

@@ -27,9 +27,7 @@ from musicrep_jax import losses
 from musicrep_jax import metrics
 from musicrep_jax import progress
 from musicrep_jax import schedule
-from musicrep_jax.data import features
 
-CATS = features.CATEGORIES
 
 
 @dataclasses.dataclass
@@ -82,6 +80,7 @@ class Context:
   def __init__(self, setup, state, meta: dict):
     self.setup, self.state, self.meta = setup, state, meta
     self.config = setup.config
+    self.categories = setup.categories  # the dataset's, in order
     self.held_out = getattr(setup, "held_out", np.zeros(len(setup.tag_names), bool))
 
   def _visible(self, emb: Embeddings) -> Embeddings:
@@ -157,21 +156,21 @@ def retrieval(ctx: Context) -> dict:
 
 def tagging(ctx: Context) -> dict:
   scores = ctx.setup.tag_scores(ctx.state, ctx.test.song, ctx.prototypes)
-  return metrics.tagging_metrics(ctx.test.labels, scores, ctx.setup.tag_category, CATS)
+  return metrics.tagging_metrics(ctx.test.labels, scores, ctx.setup.tag_category, ctx.categories)
 
 
-def _per_category(emb, triplets_by_cat, masks):
+def _per_category(emb, triplets_by_cat, masks, categories):
   out = {c: metrics.triplet_accuracy(emb, triplets_by_cat[i], None if masks is None else masks[i])
-         for i, c in enumerate(CATS)}
+         for i, c in enumerate(categories)}
   vals = [v for v in out.values() if v is not None]
   out["overall"] = float(np.mean(vals)) if vals else None
   return out
 
 
-def _standard_errors(acc: dict, counts: list[int]) -> dict:
+def _standard_errors(acc: dict, counts: list[int], categories) -> dict:
   """Binomial standard error sqrt(p (1 - p) / n) of each category's triplet accuracy (n
   triplets), and of the overall mean of the categories."""
-  out = {c: None if acc[c] is None else float(np.sqrt(acc[c] * (1 - acc[c]) / n)) for c, n in zip(CATS, counts)}
+  out = {c: None if acc[c] is None else float(np.sqrt(acc[c] * (1 - acc[c]) / n)) for c, n in zip(categories, counts)}
   known = [v for v in out.values() if v is not None]
   out["overall"] = float(np.sqrt(np.sum(np.square(known))) / len(known)) if known else None
   return out
@@ -180,9 +179,10 @@ def _standard_errors(acc: dict, counts: list[int]) -> dict:
 def tag_triplets(ctx: Context) -> dict:
   test, tag_category = ctx.test, ctx.setup.tag_category
   by_cat = [metrics.sample_tag_triplets(test.labels, tag_category, i, ctx.config.eval.triplets_per_category)
-            for i in range(len(CATS))]
-  out = {"complete": _per_category(test.song, by_cat, None),
-         "subspace": None if ctx.category_masks is None else _per_category(test.song, by_cat, ctx.category_masks)}
+            for i in range(len(ctx.categories))]
+  out = {"complete": _per_category(test.song, by_cat, None, ctx.categories),
+         "subspace": None if ctx.category_masks is None
+         else _per_category(test.song, by_cat, ctx.category_masks, ctx.categories)}
   return {"triplet_acc": out, "tag_triplets_per_category": [len(t) for t in by_cat]}
 
 
@@ -211,13 +211,14 @@ def factor_triplets(ctx: Context) -> dict:
   for i, (tid, role, cat) in enumerate(emb.triplet):
     rows.setdefault((cat, tid), [None] * 3)[role] = i
   by_cat = [np.array([r for (c, _), r in sorted(rows.items()) if c == i and None not in r], int).reshape(-1, 3)
-            for i in range(len(CATS))]
+            for i in range(len(ctx.categories))]
   counts = [len(t) for t in by_cat]
-  out = {"factor_triplet_acc": _per_category(emb.song, by_cat, None), "factor_triplets_per_category": counts}
-  out["factor_triplet_acc_se"] = _standard_errors(out["factor_triplet_acc"], counts)
+  cats = ctx.categories
+  out = {"factor_triplet_acc": _per_category(emb.song, by_cat, None, cats), "factor_triplets_per_category": counts}
+  out["factor_triplet_acc_se"] = _standard_errors(out["factor_triplet_acc"], counts, cats)
   if ctx.category_masks is not None:
-    out["factor_triplet_acc_subspace"] = _per_category(emb.song, by_cat, ctx.category_masks)
-    out["factor_triplet_acc_subspace_se"] = _standard_errors(out["factor_triplet_acc_subspace"], counts)
+    out["factor_triplet_acc_subspace"] = _per_category(emb.song, by_cat, ctx.category_masks, cats)
+    out["factor_triplet_acc_subspace_se"] = _standard_errors(out["factor_triplet_acc_subspace"], counts, cats)
   return out
 
 
@@ -235,12 +236,13 @@ def shortcut(ctx: Context) -> dict:
   val, test, setup = ctx.validation, ctx.test, ctx.setup
   spaces = {"complete": np.ones(test.song.shape[1], np.float32)}
   if ctx.category_masks is not None:
-    spaces.update(zip(CATS, ctx.category_masks))
+    spaces.update(zip(ctx.categories, ctx.category_masks))
   out = {}
   for space, mask in spaces.items():
     protos = prototypes(dataclasses.replace(val, song=val.song * mask))  # [T, D]
     scores = losses.l2_normalize(test.song * mask) @ losses.l2_normalize(protos).T
-    out[space] = metrics.tagging_metrics(test.labels, scores, setup.tag_category, CATS)["roc_auc_per_category"]
+    out[space] = metrics.tagging_metrics(test.labels, scores, setup.tag_category,
+                                         ctx.categories)["roc_auc_per_category"]
   return {"shortcut_auc": out}
 
 
@@ -292,7 +294,7 @@ def open_set(ctx: Context, draws: int = 5) -> dict:
   test, val, setup = ctx.test_all_tags, ctx.validation_all_tags, ctx.setup
   labels, cats = test.labels[:, held], setup.tag_category[held]
   by_cat = [metrics.sample_tag_triplets(labels, cats, i, ctx.config.eval.triplets_per_category)
-            for i in range(len(CATS))]
+            for i in range(len(ctx.categories))]
   masks = np.asarray(setup.objective.tag_masks)[held]  # [H, D]: all ones for an entangled model
   rng = np.random.default_rng(0)
   few_shot = {}
@@ -306,14 +308,14 @@ def open_set(ctx: Context, draws: int = 5) -> dict:
         protos[j] = val.song[chosen].mean(0) if len(chosen) else 0.0
       scores = np.stack([losses.l2_normalize(test.song * m) @ losses.l2_normalize(p * m)
                          for p, m in zip(protos, masks)], 1)
-      aucs.append(metrics.tagging_metrics(labels, scores, cats, CATS)["roc_auc"])
+      aucs.append(metrics.tagging_metrics(labels, scores, cats, ctx.categories)["roc_auc"])
     few_shot[str(k)] = float(np.mean(aucs))
   return {"open_set_tags": [setup.tag_names[i] for i in np.flatnonzero(held)],
           "open_recall_at_k": metrics.recall_at_k(test.song, labels),
           "open_recall_at_k_chance": metrics.chance_recall_at_k(labels),
-          "open_triplet_acc": {"complete": _per_category(test.song, by_cat, None),
+          "open_triplet_acc": {"complete": _per_category(test.song, by_cat, None, ctx.categories),
                                "subspace": None if ctx.category_masks is None
-                               else _per_category(test.song, by_cat, ctx.category_masks)},
+                               else _per_category(test.song, by_cat, ctx.category_masks, ctx.categories)},
           "few_shot_roc_auc": few_shot}
 
 
@@ -365,7 +367,7 @@ def validation_quality(setup, state) -> dict:
   if setup.loss_spec.needs_prototypes:
     protos = prototypes(dataclasses.replace(val, song=val.song[:half], labels=val.labels[:half]))
   scores = setup.tag_scores(state, val.song[half:], protos)
-  tagging_ = metrics.tagging_metrics(val.labels[half:], scores, setup.tag_category, CATS)
+  tagging_ = metrics.tagging_metrics(val.labels[half:], scores, setup.tag_category, setup.categories)
   r1 = metrics.recall_at_k(val.song, val.labels, ks=(1,))["1"]
   return {"val_recall_at_1": r1, "val_roc_auc": tagging_["roc_auc"], "val_quality": (r1 + tagging_["roc_auc"]) / 2}
 

@@ -51,8 +51,9 @@ class Model:
     self.vocab = vocab
     self.tag_names = features.tag_names(vocab)
     self.tag_category = features.tag_categories(vocab)
+    self.categories = tuple(vocab)  # the dataset's categories, in order: one subspace each
     m = config.model.to_dict()
-    self.dim_category = np.repeat(np.arange(len(features.CATEGORIES)), m["subspace_dims"])  # [D]
+    self.dim_category = np.repeat(np.arange(len(self.categories)), m["subspace_dims"])  # [D]
     self.model = models.MusicEncoder(num_tags=len(self.tag_names), **{
         **m, "subspace_dims": tuple(m["subspace_dims"]), "dtype": jnp.dtype(m["dtype"])})
     self.condition = conditions.of(config)

@@ -9,6 +9,7 @@ import time
 import jax
 
 from musicrep_jax import checkpointing
+from musicrep_jax import configlib
 from musicrep_jax import errors
 from musicrep_jax import evaluate
 from musicrep_jax import model as model_lib
@@ -79,6 +80,9 @@ def run(config, workdir: str, mode: str = "train") -> dict:
   workdir = str(progress.path(workdir))  # a local folder or gs://...
   lead = jax.process_index() == 0
   train.check_config(config)  # before a dataset build, which can take minutes
+  old_vocab = progress.read_json(progress.path(workdir) / "tags.json")
+  if isinstance(old_vocab, dict) and old_vocab:  # the run's categories: its subspaces, for the checks below
+    configlib.fit_subspaces(config, tuple(old_vocab))
   if not config.baseline:
     preflight(config, workdir, mode)
   if mode == "train" or config.baseline:

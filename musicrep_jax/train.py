@@ -92,9 +92,13 @@ class Setup(model_lib.Model):
 
 
 def check_config(config, builder=None) -> None:
-  """configlib.check with this process's devices (and the dataset's size when given)."""
-  configlib.check(config, jax.device_count(),
-                  builder.info.splits["train"].num_examples if builder is not None else None)
+  """configlib.check with this process's devices (and the dataset's size and categories
+  when given)."""
+  if builder is None:
+    configlib.check(config, jax.device_count())
+  else:
+    configlib.check(config, jax.device_count(), builder.info.splits["train"].num_examples,
+                    tuple(features.vocab_from_info(builder.info)))
 
 
 def load_dataset(config):

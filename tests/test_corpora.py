@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -9,8 +10,10 @@ import soundfile as sf
 import tensorflow_datasets as tfds
 
 from musicrep_jax.data import audio as audio_lib
+from musicrep_jax.data import features
 from musicrep_jax.data import registry
 from conftest import run_module
+import layouts
 
 SR = 16000
 
@@ -114,10 +117,16 @@ def test_msd_and_magnatagatune_layouts(tmp_path):
     sf.write(mtat / rel, tone(freq=300 + 40 * i), SR)
     rows.append("\t".join([str(i), "1", "0" if i % 2 else "1", "1", "0", rel]))
   (mtat / "annotations_final.csv").write_text("\n".join(rows) + "\n")
+  os.makedirs(mtat / "e")
+  sf.write(mtat / "e" / "untagged.mp3", tone(freq=700), SR)  # no top-50 tag: not in the clean split
+  rows.append("\t".join(["9", "0", "0", "0", "0", "e/untagged.mp3"]))
+  (mtat / "annotations_final.csv").write_text("\n".join(rows) + "\n")
   b = registry.load("magnatagatune", str(tmp_path / "tfds"), manual_dir=str(mtat))
-  assert {k: v.num_examples for k, v in b.info.splits.items()} == {"train": 2, "validation": 1, "test": 1}
-  assert b.info.features["era"].feature.num_classes == 0  # MagnaTagATune has no era tags
+  assert {k: v.num_examples for k, v in b.info.splits.items()} == {"train": 2, "validation": 1, "test": 2}
+  assert list(features.vocab_from_info(b.info)) == ["genre", "mood", "instrument"]  # no era tags in MagnaTagATune
   assert set(b.info.features["instrument"].feature.names) == {"guitar", "piano"}
+  clean = registry.load("magnatagatune:clean", str(tmp_path / "tfds"), manual_dir=str(mtat))
+  assert {k: v.num_examples for k, v in clean.info.splits.items()} == {"train": 2, "validation": 1, "test": 1}
 
 
 def test_missing_manual_dir_is_one_sentence(tmp_path):
@@ -126,3 +135,96 @@ def test_missing_manual_dir_is_one_sentence(tmp_path):
   out = run_module("musicrep_jax.data", "--dataset=msd_lastfm50", f"--data_dir={tmp_path}",
                    f"--manual_dir={tmp_path}", check=False)
   assert out.returncode == 2 and "tags.tsv is missing" in out.stderr
+
+
+def _report(builder):
+  return json.load(open(os.path.join(builder.data_dir, "build_report.json")))
+
+
+def test_mtg_jamendo_subsets_splits_and_what_is_skipped(tmp_path):
+  """The repository's layout: split-0 of the full set (three categories, CRLF validation
+  file, .low.mp3 files), a subset, another split; what is skipped is listed by file and line."""
+  root = layouts.mtg_jamendo(tmp_path / "mtg", extra_rows={"train": [
+      layouts.mtg_row(99),  # its audio is missing
+      layouts.mtg_row(3),  # a duplicate of line 5
+      "track_0000020\tartist_20\talbum_20\t00/0.mp3\t200.0\tgenre---rock\tera---60s"]})  # a category MTG lacks
+  out = run_module("musicrep_jax.data", "--dataset=mtg_jamendo", f"--manual_dir={root}",
+                   f"--data_dir={tmp_path / 'tfds'}", "--workers=2")
+  assert "(train: 13, validation: 4, test: 4;" in out.stdout, out.stdout
+  assert "tracks: train 13, validation 4, test 4; categories: genre (3 tags), instrument (2 tags), moodtheme (3 tags)" \
+      in out.stdout
+  b = registry.load("mtg_jamendo", str(tmp_path / "tfds"), manual_dir=str(root), build=False)
+  assert features.vocab_from_info(tfds.builder_from_directory(b.data_dir).info) == {
+      "genre": ["electronic", "jazz", "rock"], "instrument": ["guitar", "piano"], "moodtheme": ["film", "happy", "sad"]}
+  report = _report(b)
+  assert {(r["file"], r["reason"]) for r in report["skipped"]} == {
+      ("autotagging-train.tsv line 14: 99/99.mp3", "audio file missing"),
+      ("autotagging-train.tsv line 15: track_0000003", "duplicate track id")}
+  assert report["dropped_labels"] == [{"file": "autotagging-train.tsv line 16", "tag": "era---60s"}]
+  ex = {e["track_id"].decode(): e for e in tfds.as_numpy(b.as_dataset("train"))}
+  assert ex["track_0000004"]["tags"].sum() == 3 and len(ex["track_0000003"]["audio"]) == 4 * SR  # a .low.mp3 file
+
+  mood = registry.load("mtg_jamendo:moodtheme-split1", str(tmp_path / "tfds"), manual_dir=str(root))
+  assert features.vocab_from_info(mood.info) == {"moodtheme": ["film", "happy", "sad"]}
+  assert {k: v.num_examples for k, v in mood.info.splits.items()} == {"train": 4, "validation": 4, "test": 12}
+
+
+def test_mtg_jamendo_wrong_layouts_are_one_sentence(tmp_path):
+  root = layouts.mtg_jamendo(tmp_path / "mtg", splits=(("train", range(0, 2)), ("validation", [2]), ("test", [3])))
+  tsv = root / "data" / "splits" / "split-0" / "autotagging-test.tsv"
+  cases = {"mtg_jamendo:nope": "mtg_jamendo:nope is unknown: give mtg_jamendo or mtg_jamendo:VARIANT",
+           "mtg_jamendo:genre": "autotagging_genre-train.tsv is missing: --manual_dir must be a checkout"}
+  for dataset, text in cases.items():
+    with pytest.raises(registry.DatasetError, match=re.escape(text)):
+      registry.load(dataset, str(tmp_path / "tfds"), manual_dir=str(root))
+  original = tsv.read_text()
+  for content, text in [("TRACK\tPATH\n", f"{tsv} line 1 is not MTG-Jamendo's header"),
+                        (original + layouts.mtg_row(0) + "\n", f"track_0000000 is in autotagging-train.tsv line 2 and "
+                                                               "autotagging-test.tsv line 3: the official splits are "
+                                                               "disjoint"),
+                        (original + "track_1\ta\tb\t01/1.mp3\t1.0\trock\n", f"{tsv} line 3: the tag 'rock' is not "
+                                                                         "category---tag")]:
+    tsv.write_text(content)
+    out = run_module("musicrep_jax.data", "--dataset=mtg_jamendo", f"--manual_dir={root}",
+                     f"--data_dir={tmp_path / 'tfds'}", check=False)
+    assert out.returncode == 2 and text in out.stderr.strip().splitlines()[-1], out.stderr[-1500:]
+    assert "Traceback" not in out.stderr
+
+
+def test_fma_subsets_tags_and_categories(tmp_path):
+  root = layouts.fma(tmp_path / "fma")
+  small = registry.load("fma", str(tmp_path / "tfds"), manual_dir=str(root))
+  assert {k: v.num_examples for k, v in small.info.splits.items()} == {"train": 10, "validation": 1, "test": 1}
+  assert features.vocab_from_info(small.info) == {"genre": ["Electronic", "Hip-Hop", "IDM", "Punk", "Rock"]}
+  ex = {e["track_id"].decode(): e for e in tfds.as_numpy(small.as_dataset("train"))}
+  names = small.info.features["genre"].feature.names
+  assert sorted(names[i] for i in ex["fma_000002"]["genre"]) == ["Punk", "Rock"]  # genres_all: the leaf and its parent
+  top = registry.load("fma:medium-top", str(tmp_path / "tfds"), manual_dir=str(root))
+  assert sum(v.num_examples for v in top.info.splits.values()) == 16
+  assert all(len(e["genre"]) == 1 for e in tfds.as_numpy(top.as_dataset("train")))
+  (root / "categories.csv").write_text("tag,category\nRock,genre\nElectronic,genre\nPunk,style\nIDM,style\n")
+  mapped = registry.load("fma", str(tmp_path / "tfds"), manual_dir=str(root))  # Hip-Hop is not mapped: left out
+  assert features.vocab_from_info(mapped.info) == {"genre": ["Electronic", "Rock"], "style": ["IDM", "Punk"]}
+  report = _report(mapped)
+  assert report["skipped_by_reason"]["no tags"] == 4 and {d["tag"] for d in report["dropped_labels"]} == {"Hip-Hop"}
+  (root / "fma_metadata" / "tracks.csv").write_text("a,b\nc,d\ntrack_id,\n1,2\n")
+  with pytest.raises(registry.DatasetError, match=r"lines 1-2 lack the column\(s\) \(set, subset\)"):
+    registry.load("fma", str(tmp_path / "tfds"), manual_dir=str(root))
+
+
+def test_mtg_jamendo_recipe_end_to_end(tmp_path):
+  """bench on an MTG-Jamendo-layout corpus, and search tag on its model: three subspaces
+  (genre, instrument, moodtheme), nothing but the data differs from a synth_music run."""
+  root = layouts.mtg_jamendo(tmp_path / "mtg")
+  out = tmp_path / "bench"
+  run_module("musicrep_jax.tools.bench", "--preset=smoke", f"--out={out}", "--configs=proxy_dis", "--seeds=1",
+             f"--data_dir={tmp_path / 'tfds'}", "--dataset=mtg_jamendo", f"--manual_dir={root}", "--nostep_cost",
+             "--override=train.max_epochs=1", "--override=train.steps_per_epoch=2")
+  run = out / "runs" / "proxy_dis@mtg_jamendo-seed0"
+  config, result = json.load(open(run / "config.json")), json.load(open(run / "eval.json"))
+  assert config["model"]["subspace_dims"] == [8, 8, 8]
+  assert list(result["roc_auc_per_category"]) == ["genre", "instrument", "moodtheme"]
+  table = (out / "table.md").read_text()
+  assert "| model | genre | instrument | moodtheme |" in table
+  tags = run_module("musicrep_jax.search", "tag", f"--workdir={run}", f"--audio={root / 'audio' / '01' / '1.mp3'}")
+  assert [l.split()[0] for l in tags.stdout.splitlines()] == ["genre", "instrument", "moodtheme"], tags.stdout

@@ -329,7 +329,7 @@ def csv_short_row(w, tmp):
 
 
 def categories_bad_category(w, tmp):
-  return _corpus(w, tmp, categories_csv=b"tag,category\nrock,style\n")
+  return _corpus(w, tmp, categories_csv=b"tag,category\nrock,Mood/Theme\n")
 
 
 def csv_with_bom(w, tmp):
@@ -367,8 +367,13 @@ def corpus_two_spellings_one_split(w, tmp):
   return _corpus(w, tmp, tags_csv=text.encode())
 
 
-def corpus_category_without_tags(w, tmp):
+def corpus_category_left_out(w, tmp):
   return _corpus(w, tmp, categories_csv=b"tag,category\nrock,genre\njazz,genre\nhappy,mood\n80s,era\n")
+
+
+def corpus_category_without_tracks(w, tmp):
+  categories = (w["corpus"] / "categories.csv").read_bytes() + b"polka,style\n"
+  return _corpus(w, tmp, categories_csv=categories)
 
 
 def corpus_unknown_tag_counted(w, tmp):
@@ -604,15 +609,18 @@ CASES = [  # id, prepare, exit status, text of the last line ("" when the comman
     ("corpus --manual_dir missing", corpus_manual_dir_missing, 2, "is not a folder"),
     ("tags.csv with other column names", csv_other_columns, 2, "it needs path, tags"),
     ("tags.csv with a short row", csv_short_row, 2, "line 2 has fewer fields"),
-    ("categories.csv with an unknown category", categories_bad_category, 2, "category 'style' is not one of"),
+    ("categories.csv with a category name that is not a word", categories_bad_category, 2,
+     "the category name 'Mood/Theme' must be a lowercase word"),
     ("tags.csv with a byte-order mark", csv_with_bom, 0, "ready in"),
     ("tags.csv path through '..'", corpus_parent_path, 2, "outside --manual_dir"),
     ("tags.csv absolute path", corpus_absolute_path, 2, "resolves to"),
     ("tags.csv names a link that leads out", corpus_link_out, 2, "outside --manual_dir"),
     ("one file spelled two ways in two splits", corpus_two_spellings_two_splits, 2, "in both train and test"),
     ("one file spelled two ways in one split", corpus_two_spellings_one_split, 0, "duplicate track id: 1"),
-    ("a category with no tag in categories.csv", corpus_category_without_tags, 2,
-     "gives no tag of the category 'instrument'"),
+    ("a category left out of categories.csv: its labels are counted", corpus_category_left_out, 0,
+     "left out 12 label(s)"),
+    ("a category of categories.csv whose tags no training track has", corpus_category_without_tracks, 2,
+     "has a tag of the category 'style'"),
     ("tags missing from categories.csv are counted", corpus_unknown_tag_counted, 0, "left out 12 label(s)"),
     ("re-index an empty folder over a full index", reindex_empty_folder, 2, "rerun with --replace"),
     ("re-index another folder over an index", reindex_other_folder, 2, "holds 4 file(s) that --audio="),

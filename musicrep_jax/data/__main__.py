@@ -1,4 +1,5 @@
-"""Builds a dataset: `python -m musicrep_jax.data --dataset=synth_music:smoke --data_dir=DIR`."""
+"""Builds a dataset: `python -m musicrep_jax.data --dataset=synth_music:smoke --data_dir=DIR`, or a real
+corpus from your copy: `--dataset=mtg_jamendo --manual_dir=DIR` (musicrep_jax/data/registry.py lists them)."""
 
 import os
 import sys
@@ -19,6 +20,8 @@ _MANUAL_DIR = flags.DEFINE_string("manual_dir", "", "The user's copy of a real c
 _SOUNDFONT = flags.DEFINE_string("soundfont", "", "SF2/SF3 file for synth_music (default: TimGM6mb).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of synth_music.")
 _SIZE = flags.DEFINE_integer("size", None, "Training tracks of synth_music (with :large).")
+_WORKERS = flags.DEFINE_integer("workers", 0, "Real corpora: threads decoding audio while the build writes "
+                                "(0: one per CPU core).")
 
 
 def main(argv):
@@ -26,7 +29,7 @@ def main(argv):
   start = time.time()
   try:
     builder = registry.load(_DATASET.value, _DATA_DIR.value, manual_dir=_MANUAL_DIR.value,
-                            soundfont=_SOUNDFONT.value, seed=_SEED.value, size=_SIZE.value)
+                            soundfont=_SOUNDFONT.value, seed=_SEED.value, size=_SIZE.value, workers=_WORKERS.value)
   except registry.DatasetError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

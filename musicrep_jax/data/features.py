@@ -1,10 +1,16 @@
 """The feature schema shared by every dataset builder of musicrep_jax.
 
 All builders store mono int16 audio at SAMPLE_RATE, the tags of each track as a
-multi-hot vector over the dataset's vocabulary (the four categories' tags, in the
-order genre, mood, instrument, era), each tag's category index, and the tags of
-each category as a ClassLabel sequence, so the vocabulary travels with the data
-and `tfds.builder_from_directory` needs no builder code.
+multi-hot vector over the dataset's vocabulary (its categories' tags, category by
+category: genre, mood, instrument, era for synth_music; genre, instrument, moodtheme
+for MTG-Jamendo), each tag's category index, and the tags of each category as a
+ClassLabel sequence, so the vocabulary travels with the data and
+`tfds.builder_from_directory` needs no builder code. The order of the categories is in
+the dataset's metadata (`categories`); a dataset prepared without it (synth_music) has
+the order of CATEGORIES.
+
+A vocabulary is a dict {category: [tag, ...]} in that order: every function here takes
+the categories from it, so nothing assumes four.
 """
 
 from __future__ import annotations
@@ -17,7 +23,17 @@ if TYPE_CHECKING:  # TensorFlow is imported where a FeaturesDict is made: search
   import tensorflow_datasets as tfds
 
 SAMPLE_RATE = 16000
-CATEGORIES = ("genre", "mood", "instrument", "era")
+CATEGORIES = ("genre", "mood", "instrument", "era")  # synth_music's and the paper's
+
+
+def check_category_name(name: str, where: str) -> None:
+  """A category becomes a feature, a subspace, an aspect and a column: a short lowercase
+  word (letters, digits, _), not "all" (the whole embedding's aspect)."""
+  import re  # pylint: disable=import-outside-toplevel
+  if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name) or name in ("all", "audio", "tags", "track_id",
+                                                                  "tag_category", "triplet", "factors"):
+    raise ValueError(f"{where}: the category name {name!r} must be a lowercase word (letters, digits, _) other "
+                     "than all, audio, tags, track_id, tag_category, triplet and factors")
 NO_TRIPLET = (-1, -1, -1)
 
 
@@ -33,7 +49,7 @@ def features_dict(vocab: Mapping[str, Sequence[str]], factor_names: Sequence[str
       # (triplet id, role 0/1/2 = anchor/positive/negative, category index) or -1s.
       "triplet": tfds.features.Tensor(shape=(3,), dtype=np.int32),
   }
-  for c in CATEGORIES:
+  for c in vocab:
     feats[c] = tfds.features.Sequence(tfds.features.ClassLabel(names=list(vocab[c])))
   if factor_names:
     feats["factors"] = {n: np.float32 for n in factor_names}
@@ -41,11 +57,11 @@ def features_dict(vocab: Mapping[str, Sequence[str]], factor_names: Sequence[str
 
 
 def tag_names(vocab: Mapping[str, Sequence[str]]) -> list[str]:
-  return [f"{c}/{t}" for c in CATEGORIES for t in vocab[c]]
+  return [f"{c}/{t}" for c in vocab for t in vocab[c]]
 
 
 def tag_categories(vocab: Mapping[str, Sequence[str]]) -> np.ndarray:
-  return np.array([i for i, c in enumerate(CATEGORIES) for _ in vocab[c]], np.int32)
+  return np.array([i for i, c in enumerate(vocab) for _ in vocab[c]], np.int32)
 
 
 def encode_tags(vocab: Mapping[str, Sequence[str]], tags: Mapping[str, Sequence[str]]) -> dict:
@@ -53,7 +69,7 @@ def encode_tags(vocab: Mapping[str, Sequence[str]], tags: Mapping[str, Sequence[
   multi_hot = np.zeros(sum(len(v) for v in vocab.values()), bool)
   offset = 0
   out = {}
-  for c in CATEGORIES:
+  for c in vocab:
     idx = [list(vocab[c]).index(t) for t in tags.get(c, ())]
     multi_hot[[offset + i for i in idx]] = True
     out[c] = sorted(idx)
@@ -63,6 +79,13 @@ def encode_tags(vocab: Mapping[str, Sequence[str]], tags: Mapping[str, Sequence[
   return out
 
 
+def metadata(vocab: Mapping[str, Sequence[str]]):
+  """The DatasetInfo metadata that records the order of the vocabulary's categories."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel,redefined-outer-name
+  return tfds.core.MetadataDict(categories=list(vocab))
+
+
 def vocab_from_info(info: tfds.core.DatasetInfo) -> dict[str, list[str]]:
-  """{category: tag names} of a prepared dataset."""
-  return {c: list(info.features[c].feature.names) for c in CATEGORIES}
+  """{category: tag names} of a prepared dataset, its categories in their order."""
+  order = (info.metadata or {}).get("categories") or [c for c in CATEGORIES if c in info.features]
+  return {c: list(info.features[c].feature.names) for c in order}

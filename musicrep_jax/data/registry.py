@@ -1,8 +1,9 @@
 """Finds, builds and opens the datasets musicrep_jax trains on.
 
 A dataset is named `builder[:preset]`: `synth_music`, `synth_music:smoke`,
-`synth_music:large` (with a size), or a real corpus (`msd_lastfm50`,
-`magnatagatune`, `tagged_folder`) read from the user's copy in `manual_dir`.
+`synth_music:large` (with a size), or a real corpus read from the user's copy in
+`manual_dir`, with its variant: `mtg_jamendo[:SUBSET][-splitN]`, `fma[:SUBSET][-top]`,
+`magnatagatune[:clean]`, `msd_lastfm50`, `tagged_folder`.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from musicrep_jax import errors
 from musicrep_jax.data import corpora
 from musicrep_jax.data import synth_music
 
-BUILDERS = {"synth_music": synth_music.SynthMusic, **corpora.BUILDERS}
+BUILDERS = {"synth_music": synth_music.SynthMusic, **corpora.builders()}
 
 
 DatasetError = errors.DatasetError
 
 
 def make_builder(dataset: str, data_dir: str, *, manual_dir: str = "", soundfont: str = "",
-                 seed: int = 0, size: int | None = None) -> tfds.core.DatasetBuilder:
+                 seed: int = 0, size: int | None = None, workers: int = 0) -> tfds.core.DatasetBuilder:
   name, _, preset = dataset.partition(":")
   if name not in BUILDERS:
     raise DatasetError(f"unknown dataset {name!r}: choose one of {', '.join(BUILDERS)}")
@@ -35,12 +36,13 @@ def make_builder(dataset: str, data_dir: str, *, manual_dir: str = "", soundfont
     # Presets are registered configs (passed by name); variants are passed whole.
     return synth_music.SynthMusic(config=config.name if config.name in synth_music.PRESETS else config,
                                   data_dir=data_dir)
-  if preset:
-    raise DatasetError(f"dataset {name} has no presets; drop ':{preset}'")
   try:  # the vocabulary is read from the corpus when the builder is made
-    return BUILDERS[name](data_dir=data_dir, config=corpora.config_for(name, manual_dir))
+    builder = BUILDERS[name](data_dir=data_dir, config=corpora.config_for(BUILDERS[name], name, manual_dir, preset))
   except corpora.CorpusError as e:
     raise DatasetError(str(e)) from e
+  if workers:
+    builder.workers = workers
+  return builder
 
 
 def prepare(builder: tfds.core.DatasetBuilder) -> tfds.core.DatasetBuilder:

@@ -51,6 +51,8 @@ _DATA_DIR = flags.DEFINE_string("data_dir", "~/tensorflow_datasets", "Where the 
 _DATASET = flags.DEFINE_string("dataset", "", "Train and evaluate every run on this dataset instead of the config's "
                                "(e.g. synth_music:decorrelated, the control without correlated tags); runs go to "
                                "runs/<config>@<dataset>-seed<k>/.")
+_MANUAL_DIR = flags.DEFINE_string("manual_dir", "", "With --dataset naming a real corpus (mtg_jamendo, fma, "
+                                  "magnatagatune, ...): your copy of it (config.manual_dir of every run).")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Train nothing: write the tables from the runs already "
                                   "finished (a partial table says which runs are missing).")
 _STEP_COST = flags.DEFINE_bool("step_cost", True, "Measure every trained config's seconds per step in one process "
@@ -111,6 +113,7 @@ def run_one(name: str, seed: int, out: str) -> dict:
     cmd = [sys.executable, "-m", "musicrep_jax.main", f"--config={os.path.join(REPO, 'configs', name)}.py{preset}",
            f"--workdir={workdir}", f"--config.data_dir={_DATA_DIR.value}", f"--config.train.seed={seed}",
            *([f"--config.dataset={_DATASET.value}"] if _DATASET.value else []),
+           *([f"--config.manual_dir={_MANUAL_DIR.value}"] if _MANUAL_DIR.value else []),
            *[f"--config.{o}" for o in tuned_overrides(name) + condition_overrides() + _OVERRIDES.value]]
     print(f"[bench] {name} seed {seed}: {' '.join(cmd[1:])}", flush=True)
     start = time.time()

@@ -17,29 +17,43 @@ import numpy as np
 
 from musicrep_jax.losses import l2_normalize
 
-from musicrep_jax.data.features import CATEGORIES as CATS
+from musicrep_jax.data.features import CATEGORIES
 from musicrep_jax.evaluate import flatten
 
-# Table columns: column -> (name of the number in evaluate.flatten(eval.json), scale).
-COLUMNS = {
-    "train_time_s": ("train_time_s", 1), "epochs": ("epochs", 1), "time_per_epoch_s": ("time_per_epoch_s", 1),
-    "steps_to_best": ("steps_to_best", 1), "steps_run": ("steps_run", 1), "gflop_per_step": ("flops_per_step", 1e-9),
-    **{f"R@{k}": (f"recall_at_k/{k}", 100) for k in ("1", "2", "4", "8")},
-    **{f"chance_R@{k}": (f"recall_at_k_chance/{k}", 100) for k in ("1", "2", "4", "8")},
-    "P@1": ("precision_at_1", 100), "R_precision": ("r_precision", 100), "MAP@R": ("map_at_r", 100),
-    "norm_mean": ("embedding_stats/norm_mean", 1), "norm_cv": ("embedding_stats/norm_cv", 1),
-    "mean_cosine": ("embedding_stats/mean_pairwise_cosine", 1),
-    "roc_auc": ("roc_auc", 1), "pr_auc": ("pr_auc", 1),
-    **{f"auc_{c}": (f"roc_auc_per_category/{c}", 1) for c in CATS},
-    **{f"tag_{space}_{c}": (f"triplet_acc/{space}/{c}", 1) for space in ("complete", "subspace") for c in (*CATS, "overall")},
-    "track_triplet": ("track_triplet_acc", 1),
-    **{f"factor_{c}": (f"factor_triplet_acc/{c}", 1) for c in (*CATS, "overall")},
-    **{f"factor_sub_{c}": (f"factor_triplet_acc_subspace/{c}", 1) for c in (*CATS, "overall")},
-    **{f"factor_se_{c}": (f"factor_triplet_acc_se/{c}", 1) for c in (*CATS, "overall")},
-    **{f"factor_sub_se_{c}": (f"factor_triplet_acc_subspace_se/{c}", 1) for c in (*CATS, "overall")},
-    **{f"shortcut_{s}_{c}": (f"shortcut_auc/{s}/{c}", 1) for s in ("complete", *CATS) for c in CATS},
-    "human_triplet": ("human_triplet_acc", 1),
-}
+def columns(cats) -> dict:
+  """Table columns of a dataset with these categories: column -> (name of the number in
+  evaluate.flatten(eval.json), scale)."""
+  return {
+      "train_time_s": ("train_time_s", 1), "epochs": ("epochs", 1), "time_per_epoch_s": ("time_per_epoch_s", 1),
+      "steps_to_best": ("steps_to_best", 1), "steps_run": ("steps_run", 1), "gflop_per_step": ("flops_per_step", 1e-9),
+      **{f"R@{k}": (f"recall_at_k/{k}", 100) for k in ("1", "2", "4", "8")},
+      **{f"chance_R@{k}": (f"recall_at_k_chance/{k}", 100) for k in ("1", "2", "4", "8")},
+      "P@1": ("precision_at_1", 100), "R_precision": ("r_precision", 100), "MAP@R": ("map_at_r", 100),
+      "norm_mean": ("embedding_stats/norm_mean", 1), "norm_cv": ("embedding_stats/norm_cv", 1),
+      "mean_cosine": ("embedding_stats/mean_pairwise_cosine", 1),
+      "roc_auc": ("roc_auc", 1), "pr_auc": ("pr_auc", 1),
+      **{f"auc_{c}": (f"roc_auc_per_category/{c}", 1) for c in cats},
+      **{f"tag_{space}_{c}": (f"triplet_acc/{space}/{c}", 1) for space in ("complete", "subspace")
+         for c in (*cats, "overall")},
+      "track_triplet": ("track_triplet_acc", 1),
+      **{f"factor_{c}": (f"factor_triplet_acc/{c}", 1) for c in (*cats, "overall")},
+      **{f"factor_sub_{c}": (f"factor_triplet_acc_subspace/{c}", 1) for c in (*cats, "overall")},
+      **{f"factor_se_{c}": (f"factor_triplet_acc_se/{c}", 1) for c in (*cats, "overall")},
+      **{f"factor_sub_se_{c}": (f"factor_triplet_acc_subspace_se/{c}", 1) for c in (*cats, "overall")},
+      **{f"shortcut_{s}_{c}": (f"shortcut_auc/{s}/{c}", 1) for s in ("complete", *cats) for c in cats},
+      "human_triplet": ("human_triplet_acc", 1),
+  }
+
+
+def categories_of(results: dict[str, list[dict]]) -> tuple[str, ...]:
+  """The categories of the runs' dataset, in order (from the first run's per-category
+  figures; synth_music's four when no run has them)."""
+  for runs in results.values():
+    for r in runs:
+      for figures in (r.get("roc_auc_per_category"), (r.get("triplet_acc") or {}).get("complete")):
+        if figures:
+          return tuple(c for c in figures if c != "overall")
+  return tuple(CATEGORIES)
 
 
 def _stat(values):
@@ -111,13 +125,14 @@ def summarise(results: dict[str, list[dict]], step_seconds: dict[str, float] | N
   step_seconds: {config: measured seconds per step}; curves: {config: [[(step, val
   ROC-AUC) per epoch] per seed]}."""
   step_seconds, curves = step_seconds or {}, curves or {}
+  cats = categories_of(results)
   best_auc = [np.mean([max(a for _, a in c) for c in cs if c]) for cs in curves.values() if any(cs)]
   target = 0.95 * max(best_auc) if best_auc else None
   rows = []
   for name, runs in results.items():
     flats = [flatten(r) for r in runs]
-    row = {"model": name, "seeds": len(runs)}
-    for column, (key, scale) in COLUMNS.items():
+    row = {"model": name, "seeds": len(runs), "categories": cats}
+    for column, (key, scale) in columns(cats).items():
       row[column], row[column + "_std"] = _stat([_get(f, key, scale) for f in flats])
     row["time_to_best_s"], row["time_to_best_s_std"] = _stat([
         f["epochs"] * f["time_per_epoch_s"] if f.get("epochs") and f.get("time_per_epoch_s") else None
@@ -156,6 +171,7 @@ def _fmt(row, key, digits=3):
 
 
 def markdown(rows: list[dict], command: str, seeds: int, missing: list[str] = ()) -> str:
+  cats = rows[0]["categories"] if rows else tuple(CATEGORIES)
   out = [f"Made by `{command}`" + (f" (mean ± std over {seeds} seeds)" if seeds > 1 else "") + ".", ""]
   if missing:
     out += [f"**PARTIAL: {len(missing)} run(s) missing** ({', '.join(missing)}); a row's mean and std are over "
@@ -196,38 +212,39 @@ def markdown(rows: list[dict], command: str, seeds: int, missing: list[str] = ()
           "| model | norm mean | norm CV | mean pairwise cosine |", "|---|---|---|---|"]
   for r in rows:
     out.append(f"| {r['model']} | {_fmt(r, 'norm_mean', 2)} | {_fmt(r, 'norm_cv')} | {_fmt(r, 'mean_cosine')} |")
-  out += ["", "### ROC-AUC per category", "", "| model | " + " | ".join(CATS) + " |", "|---|" + "---|" * len(CATS)]
+  out += ["", "### ROC-AUC per category", "", "| model | " + " | ".join(cats) + " |", "|---|" + "---|" * len(cats)]
   for r in rows:
-    out.append(f"| {r['model']} | " + " | ".join(_fmt(r, f"auc_{c}") for c in CATS) + " |")
+    out.append(f"| {r['model']} | " + " | ".join(_fmt(r, f"auc_{c}") for c in cats) + " |")
   out += ["", "### Triplet prediction (the paper's Table 4)", "",
           "Tag triplets in the complete space / in the category's subspace (disentangled models only), "
           "and track triplets.", "",
-          "| model | " + " | ".join(f"{c} (full / sub)" for c in (*CATS, "overall")) + " | track |",
-          "|---|" + "---|" * (5 + 1)]
+          "| model | " + " | ".join(f"{c} (full / sub)" for c in (*cats, "overall")) + " | track |",
+          "|---|" + "---|" * (len(cats) + 2)]
   for r in rows:
-    cells = [f"{_fmt(r, f'tag_complete_{c}')} / {_fmt(r, f'tag_subspace_{c}')}" for c in (*CATS, "overall")]
+    cells = [f"{_fmt(r, f'tag_complete_{c}')} / {_fmt(r, f'tag_subspace_{c}')}" for c in (*cats, "overall")]
     cells += [_fmt(r, "track_triplet")]
     out.append(f"| {r['model']} | " + " | ".join(cells) + " |")
   if any(r.get("factor_overall") is not None for r in rows):
     out += ["", "### Factor-controlled triplets (synth_music)", "",
             "Accuracy in the complete space / in the category's subspace; [se] is the binomial standard "
             "error of one run (mean over runs when there are several seeds).", "",
-            "| model | " + " | ".join(f"{c} (full / sub)" for c in (*CATS, "overall")) + " |",
-            "|---|" + "---|" * 5]
+            "| model | " + " | ".join(f"{c} (full / sub)" for c in (*cats, "overall")) + " |",
+            "|---|" + "---|" * (len(cats) + 1)]
     for r in rows:
       cells = [f"{_fmt(r, f'factor_{c}')} [{_fmt(r, f'factor_se_{c}')}] / {_fmt(r, f'factor_sub_{c}')}"
                + (f" [{_fmt(r, f'factor_sub_se_{c}')}]" if r.get(f"factor_sub_se_{c}") is not None else "")
-               for c in (*CATS, "overall")]
+               for c in (*cats, "overall")]
       out.append(f"| {r['model']} | " + " | ".join(cells) + " |")
-  if any(r.get("shortcut_complete_genre") is not None for r in rows):
+  if any(r.get(f"shortcut_complete_{cats[0]}") is not None for r in rows):
     out += ["", "### Shortcut probe", "",
             "ROC-AUC of each category's tags scored by cosine to validation prototypes inside one space "
             "(rows: the space; a disentangled subspace should be high on its own category, near 0.5 elsewhere).", "",
-            "| model | space | " + " | ".join(CATS) + " |", "|---|---|" + "---|" * len(CATS)]
+            "| model | space | " + " | ".join(cats) + " |", "|---|---|" + "---|" * len(cats)]
     for r in rows:
-      for space in ("complete", *CATS):
-        if r.get(f"shortcut_{space}_genre") is not None:
-          out.append(f"| {r['model']} | {space} | " + " | ".join(_fmt(r, f"shortcut_{space}_{c}") for c in CATS) + " |")
+      for space in ("complete", *cats):
+        if r.get(f"shortcut_{space}_{cats[0]}") is not None:
+          out.append(f"| {r['model']} | {space} | " + " | ".join(_fmt(r, f"shortcut_{space}_{c}") for c in cats)
+                     + " |")
   if any(r.get("human_triplet") is not None for r in rows):
     out += ["", "| model | human triplets |", "|---|---|"] + [f"| {r['model']} | {_fmt(r, 'human_triplet')} |" for r in rows]
   return "\n".join(out) + "\n"
@@ -248,6 +265,7 @@ def plots(rows: list[dict], workdirs: dict[str, list[str]], out: str) -> None:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   names = [r["model"] for r in rows]
+  cats = rows[0]["categories"] if rows else tuple(CATEGORIES)
 
   fig, axes = plt.subplots(1, 2, figsize=(12, 4))
   _bars(axes[0], names, {f"R@{k}": [r[f"R@{k}"] for r in rows] for k in (1, 2, 4, 8)}, "recall@K (%)")
@@ -260,7 +278,7 @@ def plots(rows: list[dict], workdirs: dict[str, list[str]], out: str) -> None:
   for ax, prefix, title in zip(axes, ("tag_complete", "tag_subspace", "factor_sub"),
                                ("tag triplets, complete space", "tag triplets, subspace",
                                 "factor triplets, subspace")):
-    _bars(ax, names, {c: [r[f"{prefix}_{c}"] for r in rows] for c in CATS}, "accuracy")
+    _bars(ax, names, {c: [r[f"{prefix}_{c}"] for r in rows] for c in cats}, "accuracy")
     ax.set_title(title)
   fig.tight_layout()
   fig.savefig(os.path.join(out, "triplets.png"), dpi=100)
@@ -279,13 +297,13 @@ def plots(rows: list[dict], workdirs: dict[str, list[str]], out: str) -> None:
   _curve_panels(trained, workdirs, os.path.join(out, "quality_vs_cost.png"),
                 lambda step, r: step * r["gflop_per_step"], "training cost (GFLOP)")
 
-  fig, axes = plt.subplots(len(names), len(CATS), figsize=(3 * len(CATS), 2.6 * len(names)), squeeze=False)
+  fig, axes = plt.subplots(len(names), len(cats), figsize=(3 * len(cats), 2.6 * len(names)), squeeze=False)
   for i, name in enumerate(names):
     path = os.path.join(workdirs[name][0], "test_embeddings.npz")
     if not os.path.exists(path):
       continue
     d = np.load(path)
-    for j, c in enumerate(CATS):
+    for j, c in enumerate(cats):
       ax = axes[i, j]
       sub = d["embeddings"][:, d["dims"] == j] if d["disentangled"] else d["embeddings"]
       sub = l2_normalize(sub)
