@@ -11,12 +11,12 @@ MTG_HEADER = "TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS"
 MTG_GENRES, MTG_INSTRUMENTS, MTG_MOODS = ("rock", "jazz", "electronic"), ("piano", "guitar"), ("happy", "sad", "film")
 
 
-def clip(path, freq, seconds=4.0, fmt=None):
+def clip(path, freq, seconds=4.0, sr=SR, channels=1):
   """A tone with a little noise, encoded by libsndfile (MP3 or FLAC by the extension)."""
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  t = np.arange(int(seconds * SR)) / SR
+  t = np.arange(int(seconds * sr)) / sr
   x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.02 * np.random.default_rng(int(freq)).normal(size=t.shape)
-  sf.write(path, x, SR, format=fmt)
+  sf.write(path, np.stack([x] * channels, 1) if channels > 1 else x, sr)
 
 
 def mtg_row(i, split_dir_tag=""):
@@ -25,15 +25,16 @@ def mtg_row(i, split_dir_tag=""):
 
 
 def mtg_jamendo(root, splits=(("train", range(0, 12)), ("validation", range(12, 16)), ("test", range(16, 20))),
-                low=(3, 7), crlf=("validation",), extra_rows=None):
+                low=(3, 7), crlf=("validation",), extra_rows=None, **audio):
   """A checkout of the MTG-Jamendo repository with audio: split-0 of autotagging (every
   row) and of autotagging_moodtheme (the same rows with only their mood/theme tag), and a
   split-1 with train and test swapped. Tracks in `low` have only their .low.mp3 file; the
-  files of `crlf` splits end their lines in CRLF. extra_rows: {split: [raw lines]}."""
+  files of `crlf` splits end their lines in CRLF. extra_rows: {split: [raw lines]};
+  audio: clip()'s seconds, sr and channels."""
   for split, ids in splits:
     for i in ids:
       name = f"{i}.low.mp3" if i in low else f"{i}.mp3"
-      clip(os.path.join(root, "audio", f"{i % 100:02d}", name), 150 + 37 * i)
+      clip(os.path.join(root, "audio", f"{i % 100:02d}", name), 150 + 37 * i, **audio)
   swapped = {"train": "test", "test": "train", "validation": "validation"}
   for n, rename in ((0, {s: s for s in swapped}), (1, swapped)):
     folder = os.path.join(root, "data", "splits", f"split-{n}")

@@ -26,6 +26,8 @@ _WORKERS = flags.DEFINE_integer("workers", 0, "Real corpora: threads decoding au
 
 def main(argv):
   del argv
+  from absl import logging  # pylint: disable=import-outside-toplevel
+  logging.set_verbosity(logging.WARNING)  # TFDS logs every shard it writes at INFO
   start = time.time()
   try:
     builder = registry.load(_DATASET.value, _DATA_DIR.value, manual_dir=_MANUAL_DIR.value,

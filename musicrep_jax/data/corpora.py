@@ -14,11 +14,16 @@ Expected layouts:
   (`tag<TAB>category`) replaces the default grouping of the 50 tags.
 - magnatagatune: `annotations_final.csv` (the official tab-separated file) and
   the mp3 folders `0`..`f`; top-50 tags by frequency; folders 0-b train, c
-  validation, d-f test (the usual split).
+  validation, d-f test (the usual split); `magnatagatune:clean` keeps only the clips
+  with a top-50 tag (Won et al. 2020's split).
 - tagged_folder: audio files under the folder, `tags.csv` with columns
   `path,tags[,split]` (tags separated by `;`, split one of train/validation/test,
   otherwise chosen from a hash of the path: 80/10/10), and `categories.csv`
-  with columns `tag,category`.
+  with columns `tag,category` (its categories are the dataset's).
+- mtg_jamendo (jamendo.py) and fma (fma.py): their modules document their layouts.
+
+Categories are the corpus's own (any number, each a lowercase word); a category whose
+tags no training track has is an error naming the file that defines it.
 """
 
 from __future__ import annotations
