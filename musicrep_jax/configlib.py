@@ -136,14 +136,15 @@ def _key(config, dotted: str):
 
 def fit_subspaces(config: ml_collections.ConfigDict, categories) -> None:
   """One subspace per category of the dataset: `model.subspace_dims` gives one size per
-  category; sizes that are all equal (every preset's: 32 x 4 by default) follow the
-  dataset's category count (3 for MTG-Jamendo: 32 x 3), set in the config (and so in the
-  run's config.json and its checkpoint's identity). Unequal sizes of another count are an
-  error naming the categories."""
+  category. The preset's own sizes (equal: 32 x 4 by default), when the user left them,
+  follow the dataset's category count (32 x 3 on MTG-Jamendo), set in the config (and so
+  in the run's config.json and its checkpoint's identity); sizes given by the user that
+  do not match the categories are an error naming them."""
   dims = tuple(config.model.subspace_dims)
   if len(dims) == len(categories):
     return
-  if len(set(dims)) != 1:
+  preset = tuple(base(config.get("preset", "default")).model.subspace_dims)
+  if dims != preset:
     raise errors.ConfigError(f"config.model.subspace_dims={dims} gives {len(dims)} sizes, but the dataset has "
                              f"{len(categories)} categories ({', '.join(categories)}): give one size per category, "
                              f"e.g. --config.model.subspace_dims=({','.join(str(dims[0]) for _ in categories)})")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from musicrep_jax import checkpointing, configlib, errors, evaluate, model, objective, schedule
+from musicrep_jax.data import features
 
 RNG = np.random.default_rng(0)
 VOCAB = {"genre": ["a", "b", "c"], "mood": ["d", "e"], "instrument": ["f", "g"], "era": ["h", "i"]}
@@ -82,7 +83,7 @@ def test_track_triplets_and_tag_triplets_on_planted_structure():
   ctx.test.song = song
   out = evaluate.tag_triplets(ctx)
   assert out["tag_triplets_per_category"] == [200] * 4
-  assert all(out["triplet_acc"]["subspace"][c] > 0.95 for c in evaluate.CATS)
+  assert all(out["triplet_acc"]["subspace"][c] > 0.95 for c in features.CATEGORIES)
   assert out["triplet_acc"]["complete"]["overall"] < out["triplet_acc"]["subspace"]["overall"]
   entangled = _context("proxy")
   entangled.test = ctx.test
@@ -252,12 +253,12 @@ def test_shortcut_probe_finds_a_category_learned_in_another_subspace():
   ctx = _context()
   ctx.validation, ctx.test = _planted(ctx, 120, rng), _planted(ctx, 120, rng)
   auc = evaluate.shortcut(ctx)["shortcut_auc"]
-  assert set(auc) == {"complete", *evaluate.CATS}
-  for space in evaluate.CATS:
-    for cat in evaluate.CATS:
+  assert set(auc) == {"complete", *features.CATEGORIES}
+  for space in features.CATEGORIES:
+    for cat in features.CATEGORIES:
       assert (auc[space][cat] > 0.95) if space == cat else (abs(auc[space][cat] - 0.5) < 0.15), (space, cat, auc)
   # The complete space holds every category's directions among the others' (0.86-0.99 over 30 seeds of this data).
-  assert all(auc["complete"][c] > 0.8 for c in evaluate.CATS)
+  assert all(auc["complete"][c] > 0.8 for c in features.CATEGORIES)
   # The mood subspace also encodes genre: the probe shows it.
   ctx = _context()
   ctx.validation, ctx.test = _planted(ctx, 120, rng, leak=(1, 0)), _planted(ctx, 120, rng, leak=(1, 0))
@@ -266,7 +267,7 @@ def test_shortcut_probe_finds_a_category_learned_in_another_subspace():
 
 def test_factor_triplet_standard_errors_are_binomial():
   se = evaluate._standard_errors({"genre": 0.8, "mood": 0.5, "instrument": None, "era": 1.0, "overall": 0.77},
-                                 [100, 400, 0, 50])  # pylint: disable=protected-access
+                                 [100, 400, 0, 50], features.CATEGORIES)  # pylint: disable=protected-access
   assert se["genre"] == pytest.approx(0.04) and se["mood"] == pytest.approx(0.025) and se["era"] == 0.0
   assert se["instrument"] is None and se["overall"] == pytest.approx(np.sqrt(0.04**2 + 0.025**2) / 3)
 

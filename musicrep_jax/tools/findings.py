@@ -186,7 +186,7 @@ CONTROL_METRICS = (
 
 def _value(flat: dict, metric: str):
   if metric in ("shortcut_leak", "shortcut_own"):  # the off-diagonal / diagonal of the shortcut probe
-    cats = [k.split("/")[2] for k in flat if k.startswith("shortcut_auc/complete/")]  # the dataset's categories
+    cats = sorted({k.split("/")[2] for k in flat if k.startswith("shortcut_auc/")})  # the dataset's categories
     cells = [flat.get(f"shortcut_auc/{s}/{c}") for s in cats for c in cats
              if (s == c) == (metric == "shortcut_own")]
     return float(np.mean(cells)) if cells and None not in cells else None
