@@ -128,17 +128,14 @@ class MtgJamendo(corpora.AudioTagCorpus):
         if file is None:
           self._skip(f"{at}: {rel}", "audio file missing")
           continue
-        tags = []
+        by_cat = {}
         for t in fields[5:]:
           prefix, _, tag = t.partition("---")
           if prefix in CATEGORY_OF_PREFIX:
-            tags.append((CATEGORY_OF_PREFIX[prefix], tag))
+            by_cat.setdefault(CATEGORY_OF_PREFIX[prefix], []).append(tag)
           else:
             self._report["unknown tag"] += 1
             self._dropped_labels.append({"file": at, "tag": t})
-        by_cat = {}
-        for c, tag in tags:
-          by_cat.setdefault(c, []).append(tag)
         out.append(corpora.Row(tid, file, by_cat, split))
     return out
 
