@@ -115,9 +115,10 @@ def run(config, workdir: str, mode: str = "train") -> dict:
   state, meta = setup.restore(workdir)
   progress.log(f"evaluating the {config.eval.checkpoint} checkpoint (step {int(state['step'])})", lead)
   results = evaluate.evaluate(setup, state, meta, workdir if lead_writes else None)
+  done = time.time()
+  results["eval_time_s"] = done - trained  # the restore and every task (train_time_s: the training)
   if lead_writes:
     progress.write_json(os.path.join(workdir, "eval.json"), results)
-  done = time.time()
   progress.log(summary(results), lead)
   progress.log(f"time: {done - started:.0f} s in all, of which evaluation {done - trained:.0f} s "
                f"({100 * (done - trained) / max(done - started, 1e-9):.0f}%)", lead)

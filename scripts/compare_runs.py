@@ -17,7 +17,7 @@ from musicrep_jax.evaluate import flatten
 
 def _numbers(path):
   with open(path) as f:
-    return {k: v for k, v in flatten(json.load(f)).items() if k not in ("train_time_s", "time_per_epoch_s")}
+    return {k: v for k, v in flatten(json.load(f)).items() if k not in ("train_time_s", "time_per_epoch_s", "eval_time_s")}
 
 
 def _losses(path):

@@ -23,11 +23,12 @@ def test_bench_two_seeds_mean_sd_cells_reuse_and_partial_tables(data_dir, tmp_pa
   assert "Made by `python -m musicrep_jax.tools.bench" in table and "mean ± std over 2 seeds" in table
   assert "PARTIAL" not in table
   row = next(l for l in table.splitlines() if l.startswith("| proxy_dis | ") and "/" in l)  # the cost table
-  assert "±" in row
+  assert "±" in row and "% ± " in row  # and the evaluation's share of the run, over 2 seeds
   assert "| chance (exact) |" in table and "| baseline_random |" in table
   rows = {r["model"]: r for r in csv.DictReader(open(tmp_path / "table.csv"))}
   assert set(rows) == {"proxy_dis", "baseline_random"} and rows["proxy_dis"]["seeds"] == "2"
   assert float(rows["proxy_dis"]["gflop_to_best_ratio"]) == 1.0 and float(rows["proxy_dis"]["step_s"]) > 0
+  assert 0 < float(rows["proxy_dis"]["eval_share"]) < 1 and rows["baseline_random"]["eval_share"] == ""
   assert rows["proxy_dis"]["R@1_std"] != "" and rows["baseline_random"]["gflop_to_best"] == ""
   for png in ("retrieval_tagging.png", "triplets.png", "time_ratio.png", "training_curves.png", "subspaces.png",
               "quality_vs_cost.png"):

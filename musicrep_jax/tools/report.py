@@ -24,7 +24,8 @@ def columns(cats) -> dict:
   """Table columns of a dataset with these categories: column -> (name of the number in
   evaluate.flatten(eval.json), scale)."""
   return {
-      "train_time_s": ("train_time_s", 1), "epochs": ("epochs", 1), "time_per_epoch_s": ("time_per_epoch_s", 1),
+      "train_time_s": ("train_time_s", 1), "eval_time_s": ("eval_time_s", 1), "epochs": ("epochs", 1),
+      "time_per_epoch_s": ("time_per_epoch_s", 1),
       "steps_to_best": ("steps_to_best", 1), "steps_run": ("steps_run", 1), "gflop_per_step": ("flops_per_step", 1e-9),
       **{f"R@{k}": (f"recall_at_k/{k}", 100) for k in ("1", "2", "4", "8")},
       **{f"chance_R@{k}": (f"recall_at_k_chance/{k}", 100) for k in ("1", "2", "4", "8")},
@@ -137,6 +138,9 @@ def summarise(results: dict[str, list[dict]], step_seconds: dict[str, float] | N
     row["time_to_best_s"], row["time_to_best_s_std"] = _stat([
         f["epochs"] * f["time_per_epoch_s"] if f.get("epochs") and f.get("time_per_epoch_s") else None
         for f in flats])
+    row["eval_share"], row["eval_share_std"] = _stat([  # of the run's training and evaluation time
+        f["eval_time_s"] / (f["eval_time_s"] + f["train_time_s"]) if f.get("eval_time_s") and f.get("train_time_s")
+        else None for f in flats])
     gflop = [f["steps_to_best"] * f["flops_per_step"] / 1e9 if f.get("steps_to_best") and f.get("flops_per_step")
              else None for f in flats]
     row["gflop_to_best"], row["gflop_to_best_std"] = _stat(gflop)
@@ -163,6 +167,11 @@ def _num(v, digits=2):
   return "-" if v is None else f"{v:.{digits}f}"
 
 
+def _pct(row, key):
+  v, s = row.get(key), row.get(key + "_std")
+  return "-" if v is None else f"{100 * v:.0f}%" + (f" ± {100 * s:.0f}" if s is not None else "")
+
+
 def _fmt(row, key, digits=3):
   v, s = row.get(key), row.get(key + "_std")
   if v is None:
@@ -180,16 +189,18 @@ def markdown(rows: list[dict], command: str, seeds: int, missing: list[str] = ()
           "Steps to the best validation loss (of steps run) x cost per step, as a ratio to the cheapest model: "
           "in FLOPs (XLA's cost analysis), in seconds per step measured for all models in one process "
           "(alternating windows), and the runs' own wall time (noisy: other work shares the machine). "
-          "Cost to target: GFLOP until the validation ROC-AUC first reaches the target (runs that reached it).", "",
+          "Cost to target: GFLOP until the validation ROC-AUC first reaches the target (runs that reached it). "
+          "Evaluation: its share of the run's training and evaluation time.", "",
           "| model | steps to best / run | GFLOP / step | cost ratio (FLOPs) | s / step | cost ratio (s) | "
-          "wall-time ratio | GFLOP to target |",
-          "|---|---|---|---|---|---|---|---|"]
+          "wall-time ratio | GFLOP to target | evaluation |",
+          "|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     target = (f"{_fmt(r, 'gflop_to_target', 0)} ({r.get('reached_target', 0)}/{r['seeds']})"
               if r.get("target_auc") is not None and r.get("gflop_per_step") is not None else "-")
     out.append(f"| {r['model']} | {_fmt(r, 'steps_to_best', 0)} / {_fmt(r, 'steps_run', 0)} | "
                f"{_fmt(r, 'gflop_per_step', 2)} | {_num(r.get('gflop_to_best_ratio'))} | {_num(r.get('step_s'), 3)} | "
-               f"{_num(r.get('s_to_best_ratio'))} | {_num(r.get('time_ratio'))} | {target} |")
+               f"{_num(r.get('s_to_best_ratio'))} | {_num(r.get('time_ratio'))} | {target} | "
+               f"{_pct(r, 'eval_share')} |")
   if rows and rows[0].get("target_auc") is not None:
     out += ["", f"Target: validation ROC-AUC {rows[0]['target_auc']:.3f} (95% of the best model's best)."]
   chance = next((r for r in rows if r.get("chance_R@1") is not None), None)
