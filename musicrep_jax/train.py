@@ -105,11 +105,35 @@ def load_dataset(config):
   return registry.load(config.dataset, config.data_dir, manual_dir=config.manual_dir)
 
 
+VALIDATION_CACHE_BYTES = 256 << 20
+
+
+def validation_batches(setup: Setup, seed: int, batch: int):
+  """The host batches of validation_loss: epoch 0's crops of the validation split, the
+  same every epoch. Read once per run and kept in memory while they fit in
+  VALIDATION_CACHE_BYTES (a large real corpus: read again each epoch)."""
+  cached = getattr(setup, "_validation_batches", None)
+  if cached is not None and cached[0] == (seed, batch):
+    yield from cached[1]
+    return
+  kept, size = [], 0
+  for b in setup.epoch_data("validation", 0, seed, batch).as_numpy_iterator():
+    if kept is not None:
+      size += sum(v.nbytes for v in b.values())
+      if size <= VALIDATION_CACHE_BYTES:
+        kept.append(b)
+      else:
+        kept = None
+    yield b
+  if kept is not None:
+    setup._validation_batches = ((seed, batch), kept)  # pylint: disable=protected-access
+
+
 def validation_loss(setup: Setup, state, seed: int) -> float:
   n_val = setup.builder.info.splits["validation"].num_examples
   batch = min(setup.config.train.batch_size, n_val) // jax.device_count() * jax.device_count()
   total, count = 0.0, 0
-  for i, b in enumerate(setup.epoch_data("validation", 0, seed, batch).as_numpy_iterator()):
+  for i, b in enumerate(validation_batches(setup, seed, batch)):
     total += float(setup.eval_loss_fn(state, setup.global_batch(b), jax.random.key(i)))
     count += 1
   return total / max(count, 1)
