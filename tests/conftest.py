@@ -9,6 +9,19 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The suite's programs compile at XLA's backend optimisation level 0, in this process and
+# every command it starts. Compiling is most of a smoke run's cost on a CPU (a fresh
+# checkout has no compiled program in its cache), and level 0 compiles a smoke run's
+# programs in about two thirds of the time; they run slower, which tiny batches do not
+# feel. What a program computes is the same (a smoke run prints the same figures); the
+# benchmarks and every command outside the tests compile at XLA's default level.
+SUITE_XLA_FLAGS = "--xla_backend_optimization_level=0"
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SUITE_XLA_FLAGS}".strip()
+
+
+def xla_flags(*extra: str) -> str:
+  """XLA_FLAGS for a command that sets its own: the suite's and `extra`, no one else's."""
+  return " ".join((SUITE_XLA_FLAGS, *extra))
 
 
 def pytest_configure(config):
@@ -60,21 +73,75 @@ def _warm():
   return _WARM[0]
 
 
-def run_python(*args, env=None, timeout=600, check=True):
-  """Runs `python args` in the repo; returns the CompletedProcess. `-m module ...` with
-  no environment of its own starts warm (tests/warm.py: forked from a process that has
-  imported the libraries); anything else, or every command with
-  MUSICREP_JAX_COLD_TESTS=1, is a fresh interpreter."""
-  if args[0] == "-m" and not env and os.environ.get("MUSICREP_JAX_COLD_TESTS", "0") in ("", "0"):
-    proc = _warm().run(args[1], args[2:], timeout)
-  else:
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
-  if check and proc.returncode != 0:
-    raise AssertionError(f"python {' '.join(args)[:300]} failed ({proc.returncode}):\n"
-                         f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-  return proc
+def _cold() -> bool:
+  return os.environ.get("MUSICREP_JAX_COLD_TESTS", "0") not in ("", "0")
+
+
+class ColdProc(subprocess.Popen):
+  """A fresh interpreter, with the interface of warm.Proc (output in files)."""
+
+  def __init__(self, argv, *, env, out, err, fsize, user, tmp):
+    import resource  # pylint: disable=import-outside-toplevel
+    import signal  # pylint: disable=import-outside-toplevel
+    import tempfile  # pylint: disable=import-outside-toplevel
+    self.out = str(out or tempfile.mkstemp(dir=tmp, suffix=".out")[1])
+    self.err = self.out if err == "stdout" else str(err or tempfile.mkstemp(dir=tmp, suffix=".err")[1])
+
+    def limits():
+      if fsize is not None:  # writes past it fail with EFBIG instead of killing the process
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    prefix = [] if user is None else ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"]
+    with open(self.out, "w") as o:
+      e = subprocess.STDOUT if self.err == self.out else open(self.err, "w")
+      super().__init__([*prefix, sys.executable, *map(str, argv)], cwd=REPO, stdout=o, stderr=e, preexec_fn=limits,
+                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+      if e is not subprocess.STDOUT:
+        e.close()
+
+  def output(self) -> tuple[str, str]:
+    with open(self.out, errors="replace") as f, open(self.err, errors="replace") as g:
+      return f.read(), g.read()
+
+  def communicate(self, input=None, timeout=None):  # pylint: disable=redefined-builtin
+    del input
+    self.wait(timeout)
+    return self.output()
+
+
+def start(*argv, env=None, out=None, err=None, fsize=None, user=None, cold=False, timeout=600):
+  """Starts `python argv...` in the repo, side by side with others; returns a process with
+  pid, poll, wait, send_signal, kill, communicate and output (warm.Proc). It starts warm
+  (tests/warm.py: forked from a process that has imported the libraries) unless its
+  environment has variables read at import time (warm.can_start), it runs as another
+  user, it asks for cold (what it checks is the imports themselves), or
+  MUSICREP_JAX_COLD_TESTS=1 asks every command to start cold. out/err: files for its
+  output (err="stdout": the same file); fsize: a file-size limit in bytes; user: a uid."""
+  import warm  # pylint: disable=import-outside-toplevel
+  if not (cold or _cold()) and user is None and warm.can_start(env):
+    return _warm().start(argv, env=env, out=out, err=err, fsize=fsize, timeout=timeout)
+  import tempfile  # pylint: disable=import-outside-toplevel
+  if not _COLD_TMP:
+    _COLD_TMP.append(tempfile.mkdtemp(prefix="cold-"))
+  return ColdProc(argv, env=env, out=out, err=err, fsize=fsize, user=user, tmp=_COLD_TMP[0])
+
+
+_COLD_TMP = []
+
+
+def run_python(*args, env=None, timeout=600, check=True, fsize=None, user=None, cold=False):
+  """Runs `python args` in the repo (warm when it can: see start); returns the CompletedProcess."""
+  proc = start(*args, env=env, fsize=fsize, user=user, cold=cold, timeout=timeout)
+  try:
+    stdout, stderr = proc.communicate(timeout=timeout)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    raise
+  done = subprocess.CompletedProcess([sys.executable, *args], proc.returncode, stdout, stderr)
+  if check and done.returncode != 0:
+    raise AssertionError(f"python {' '.join(map(str, args))[:300]} failed ({done.returncode}):\n"
+                         f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
+  return done
 
 
 def run_module(module, *args, **kwargs):

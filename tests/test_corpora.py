@@ -179,7 +179,7 @@ def test_mtg_jamendo_wrong_layouts_are_one_sentence(tmp_path):
       registry.load(dataset, str(tmp_path / "tfds"), manual_dir=str(root))
   original = tsv.read_text()
   for content, text in [("TRACK\tPATH\n", f"{tsv} line 1 is not MTG-Jamendo's header"),
-                        (original + layouts.mtg_row(0) + "\n", f"track_0000000 is in autotagging-train.tsv line 2 and "
+                        (original + layouts.mtg_row(0) + "\n", "track_0000000 is in autotagging-train.tsv line 2 and "
                                                                "autotagging-test.tsv line 3: the official splits are "
                                                                "disjoint"),
                         (original + "track_1\ta\tb\t01/1.mp3\t1.0\trock\n", f"{tsv} line 3: the tag 'rock' is not "

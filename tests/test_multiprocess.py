@@ -4,13 +4,11 @@ fed the same global batch (the full `main` as two processes: test_pods.py)."""
 import json
 import os
 import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, start, xla_flags
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the real commands
 
@@ -21,13 +19,11 @@ def _port():
     return s.getsockname()[1]
 
 
-def _launch(argv_of, n, env=None):
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "XLA_FLAGS": "", "PYTHONPATH": REPO, **(env or {})}
-  procs = [subprocess.Popen([sys.executable, *argv_of(i)], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True) for i in range(n)]
+def _launch(argv_of, n):
+  procs = [start(*argv_of(i), env={"XLA_FLAGS": xla_flags(), "PYTHONPATH": REPO}) for i in range(n)]
   outs = [p.communicate(timeout=900) for p in procs]
-  for p, (out, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
+  assert [p.returncode for p in procs] == [0] * n, "\n".join(f"process {i} ({p.returncode}):\n{err[-3000:]}"
+                                                        for i, (p, (_, err)) in enumerate(zip(procs, outs)))
   return [o for o, _ in outs]
 
 

@@ -8,13 +8,11 @@ import os
 import random
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import REPO
+from conftest import start, xla_flags
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the real command
 
@@ -36,13 +34,11 @@ class Run:
 
   def __init__(self, workdir, data_dir, logs):
     port = _port()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "XLA_FLAGS": "", "PYTHONPATH": REPO}
     self.workdir = workdir
     self.logs = [logs / f"{len(list(logs.iterdir()))}-{i}.log" for i in range(2)]
-    self.procs = [subprocess.Popen(
-        [sys.executable, "-m", "musicrep_jax.main", *ARGS, f"--workdir={workdir}", f"--config.data_dir={data_dir}",
-         f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}"],
-        cwd=REPO, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT) for i, log in enumerate(self.logs)]
+    self.procs = [start("-m", "musicrep_jax.main", *ARGS, f"--workdir={workdir}", f"--config.data_dir={data_dir}",
+                        f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}",
+                        env={"XLA_FLAGS": xla_flags()}, out=log, err="stdout") for i, log in enumerate(self.logs)]
 
   def lines(self):
     """The complete lines of metrics.jsonl (process 0 writes it)."""

@@ -4,15 +4,12 @@ the same numbers. Every case runs the real `main` in a subprocess on the smoke p
 import json
 import os
 import random
-import resource
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import REPO, run_module
+from conftest import run_module, run_python, start
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the real commands
 
@@ -49,9 +46,7 @@ def test_another_seed_gives_another_loss_curve(reference, data_dir, tmp_path):
 
 
 def _start(workdir, data_dir, *extra):
-  cmd = [sys.executable, "-m", "musicrep_jax.main", *args(workdir, data_dir, *extra)]
-  return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+  return start("-m", "musicrep_jax.main", *args(workdir, data_dir, *extra))
 
 
 def _saving(workdir, since):
@@ -97,7 +92,7 @@ def test_sigkill_at_any_moment_then_rerun_matches_an_uninterrupted_run(reference
     proc = _start(tmp_path, data_dir)
     killed = _kill_when(proc, lambda: _logged_step(tmp_path) >= step and (not in_save or _saving(tmp_path, since)))
     # A save can finish between two polls and the run end unkilled; it must not fail.
-    assert killed or (in_save and proc.returncode == 0), proc.stderr.read()[-3000:]
+    assert killed or (in_save and proc.returncode == 0), proc.output()[1][-3000:]
     kills += killed
     mid_save += killed and _saving(tmp_path, since)  # the partial checkpoint is still on disk
   assert kills >= 3 and mid_save >= 1, (kills, mid_save)
@@ -127,17 +122,12 @@ def test_sigterm_ends_the_run_within_the_grace_period(data_dir, tmp_path):
   assert time.time() - sent < 60
 
 
-def _limit_file_size(limit):
-  return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-
 def test_full_disk_during_a_save_keeps_the_previous_checkpoint(data_dir, tmp_path):
   run_module("musicrep_jax.main", *args(tmp_path, data_dir, "--config.train.max_epochs=1"))
   steps = sorted(int(s) for s in os.listdir(tmp_path / "checkpoints") if s.isdigit())
   # Files may grow to 48 KB: logs fit, a checkpoint's arrays do not (the writes fail with EFBIG).
-  cmd = [sys.executable, "-m", "musicrep_jax.main", *args(tmp_path, data_dir, "--config.train.max_epochs=2")]
-  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, preexec_fn=_limit_file_size(48 << 10),
-                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=600)
+  proc = run_module("musicrep_jax.main", *args(tmp_path, data_dir, "--config.train.max_epochs=2"), fsize=48 << 10,
+                    check=False)
   assert proc.returncode == 2, proc.stderr[-3000:]
   last = proc.stderr.strip().splitlines()[-1]
   assert last.startswith("error: writing a checkpoint under") and f"(step {steps[-1]}) is intact" in last, last
@@ -175,7 +165,7 @@ class Late:
 Late("'/w/checkpoints/24/x' unreadable")
 Late("KEEP-3")
 """
-  out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+  out = run_python("-c", script, timeout=120, check=False)
   assert out.returncode == 0, out.stderr[-2000:]
   assert all(f"KEEP-{i}" in out.stderr for i in (1, 2, 3)), out.stderr[-2000:]
   assert "checkpoints/24" not in out.stderr and "Event loop is closed" not in out.stderr, out.stderr[-2000:]

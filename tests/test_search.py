@@ -165,5 +165,5 @@ def test_every_common_format_is_indexed_and_other_files_are_listed(collection):
 def test_search_imports_no_tensorflow():
   """search reads no dataset: its commands start without TensorFlow's import (seconds)."""
   out = run_python("-c", "import sys, musicrep_jax.search.cli; print(sorted(m for m in ('tensorflow', "
-                   "'tensorflow_datasets') if m in sys.modules))")
+                   "'tensorflow_datasets') if m in sys.modules))", cold=True)
   assert out.stdout.strip() == "[]", out.stdout

@@ -2,8 +2,6 @@
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import librosa
@@ -15,7 +13,7 @@ import tensorflow_datasets as tfds
 from musicrep_jax.data import features
 from musicrep_jax.data import synth
 from musicrep_jax.data import synth_music
-from conftest import REPO, run_module
+from conftest import run_module, start
 
 
 def test_builder_from_directory_reads_splits_and_categories(smoke_builder):
@@ -186,8 +184,7 @@ def test_triplet_tracks_are_as_loud_as_training_tracks():
 
 @pytest.mark.slow
 def test_interrupted_build_is_never_read_and_rerun_completes(tmp_path):
-  cmd = [sys.executable, "-m", "musicrep_jax.data", "--dataset=synth_music:smoke", f"--data_dir={tmp_path}"]
-  proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc = start("-m", "musicrep_jax.data", "--dataset=synth_music:smoke", f"--data_dir={tmp_path}")
   deadline = time.time() + 120
   while time.time() < deadline and not list(tmp_path.glob("synth_music/smoke/incomplete*")):
     time.sleep(0.2)

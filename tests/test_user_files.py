@@ -657,16 +657,8 @@ def test_case(world, tmp_path, name, prepare, status, text):
   before = snapshot(*keep)
   if prepare in AS_NOBODY:
     out = _as_nobody(world, tmp_path, module, args)
-  elif prepare is full_disk_during_index:
-    import resource  # pylint: disable=import-outside-toplevel
-    import signal  # pylint: disable=import-outside-toplevel
-
-    def limit():  # writes past 1 KB fail with EFBIG instead of killing the process
-      signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-      resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
-    out = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_ENABLE_COMPILATION_CACHE": "false"},
-                         preexec_fn=limit)
+  elif prepare is full_disk_during_index:  # writes past 1 KB fail with EFBIG
+    out = run_python("-m", module, *args, env={"JAX_ENABLE_COMPILATION_CACHE": "false"}, fsize=1024, check=False)
   else:
     out = run(module, *args)
   assert out.returncode == status, (name, out.returncode, out.stderr[-3000:])
@@ -700,13 +692,12 @@ def _as_nobody(world, tmp_path, module, args):
     for parent in [p for p in __import__("pathlib").Path(path).parents if str(p).startswith("/tmp/")] + [path]:
       os.chmod(parent, os.stat(parent).st_mode | 0o055)
   as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MUSICREP_JAX_CACHE": str(cache), "HOME": str(cache),
-         "MPLCONFIGDIR": str(cache)}
-  probe = subprocess.run([*as_nobody, "-c", "import musicrep_jax"], cwd=REPO, env=env, capture_output=True)
+  env = {"MUSICREP_JAX_CACHE": str(cache), "HOME": str(cache), "MPLCONFIGDIR": str(cache)}
+  probe = subprocess.run([*as_nobody, "-c", "import musicrep_jax"], cwd=REPO, env={**os.environ, **env},
+                         capture_output=True)
   if probe.returncode != 0:
     pytest.skip(f"user nobody cannot run this checkout's Python (the permission cases need it): {probe.stderr[-200:]}")
-  return subprocess.run([*as_nobody, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                        timeout=600)
+  return run_python("-m", module, *args, env=env, user=65534, check=False)
 
 
 def test_edited_corpus_is_rebuilt_not_reported_stale(world, tmp_path):
