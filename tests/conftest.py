@@ -122,7 +122,10 @@ def start(*argv, env=None, out=None, err=None, fsize=None, user=None, cold=False
     return _warm().start(argv, env=env, out=out, err=err, fsize=fsize, timeout=timeout)
   import tempfile  # pylint: disable=import-outside-toplevel
   if not _COLD_TMP:
+    import atexit  # pylint: disable=import-outside-toplevel
+    import shutil  # pylint: disable=import-outside-toplevel
     _COLD_TMP.append(tempfile.mkdtemp(prefix="cold-"))
+    atexit.register(shutil.rmtree, _COLD_TMP[0], True)
   return ColdProc(argv, env=env, out=out, err=err, fsize=fsize, user=user, tmp=_COLD_TMP[0])
 
 
