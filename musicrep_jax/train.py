@@ -105,13 +105,11 @@ def load_dataset(config):
   return registry.load(config.dataset, config.data_dir, manual_dir=config.manual_dir)
 
 
-VALIDATION_CACHE_BYTES = 256 << 20
-
-
 def validation_batches(setup: Setup, seed: int, batch: int):
   """The host batches of validation_loss: epoch 0's crops of the validation split, the
   same every epoch. Read once per run and kept in memory while they fit in
-  VALIDATION_CACHE_BYTES (a large real corpus: read again each epoch)."""
+  evaluate.VALIDATION_CACHE_BYTES, the bound of the validation-quality windows (a large
+  real corpus: read again each epoch)."""
   cached = getattr(setup, "_validation_batches", None)
   if cached is not None and cached[0] == (seed, batch):
     yield from cached[1]
@@ -120,7 +118,7 @@ def validation_batches(setup: Setup, seed: int, batch: int):
   for b in setup.epoch_data("validation", 0, seed, batch).as_numpy_iterator():
     if kept is not None:
       size += sum(v.nbytes for v in b.values())
-      if size <= VALIDATION_CACHE_BYTES:
+      if size <= evaluate.VALIDATION_CACHE_BYTES:
         kept.append(b)
       else:
         kept = None

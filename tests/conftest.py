@@ -109,6 +109,9 @@ class ColdProc(subprocess.Popen):
     return self.output()
 
 
+_COLD_TMP = []  # the cold commands' output folder, made on first use
+
+
 def start(*argv, env=None, out=None, err=None, fsize=None, user=None, cold=False, timeout=600):
   """Starts `python argv...` in the repo, side by side with others; returns a process with
   pid, poll, wait, send_signal, kill, communicate and output (warm.Proc). It starts warm
@@ -127,9 +130,6 @@ def start(*argv, env=None, out=None, err=None, fsize=None, user=None, cold=False
     _COLD_TMP.append(tempfile.mkdtemp(prefix="cold-"))
     atexit.register(shutil.rmtree, _COLD_TMP[0], True)
   return ColdProc(argv, env=env, out=out, err=err, fsize=fsize, user=user, tmp=_COLD_TMP[0])
-
-
-_COLD_TMP = []
 
 
 def run_python(*args, env=None, timeout=600, check=True, fsize=None, user=None, cold=False):

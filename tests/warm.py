@@ -72,9 +72,6 @@ class Proc:
   def kill(self):
     self.send_signal(signal.SIGKILL)
 
-  def terminate(self):
-    self.send_signal(signal.SIGTERM)
-
   def output(self) -> tuple[str, str]:
     """stdout and stderr so far."""
     with open(self.out, errors="replace") as f, open(self.err, errors="replace") as g:
@@ -126,11 +123,6 @@ class Server:
     if not proc._started.wait(60):  # pylint: disable=protected-access
       raise RuntimeError("the warm command server did not start the command")
     return proc
-
-  def run(self, argv, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
-    proc = self.start(argv, timeout=timeout, **kwargs)
-    stdout, stderr = proc.communicate()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
   def close(self) -> None:
     import shutil  # pylint: disable=import-outside-toplevel
