@@ -1,6 +1,7 @@
 """The benchmark command: runs configs, reuses finished runs, writes the tables and plots."""
 
 import csv
+import os
 
 import pytest
 
@@ -16,8 +17,17 @@ def test_bench_two_seeds_mean_sd_cells_reuse_and_partial_tables(data_dir, tmp_pa
                                             "val_quality_best": 0.5}}))
   args = ("musicrep_jax.tools.bench", "--preset=smoke", f"--out={tmp_path}", "--configs=proxy_dis,baseline_random",
           "--seeds=2", f"--data_dir={data_dir}", f"--tuned={best}")
-  first = run_module(*args)
-  assert first.stdout.count("done in") == 4
+  first = run_module(*args, f"--jobs={min(2, len(os.sched_getaffinity(0)))}")  # two runs side by side
+  assert first.stdout.count("done in") == 4 and first.stdout.count("train.log)") == 4, first.stdout
+  assert "training" in (tmp_path / "runs" / "proxy_dis-seed1" / "train.log").read_text()
+  alone = tmp_path.parent / f"{tmp_path.name}-alone"  # the same run, one at a time: the same numbers
+  run_module(*[a for a in args if not a.startswith(("--out", "--configs", "--seeds"))], f"--out={alone}",
+             "--configs=proxy_dis", "--seeds=1", "--nostep_cost")
+  from musicrep_jax.evaluate import flatten  # pylint: disable=import-outside-toplevel
+  def numbers(out):
+    return {k: v for k, v in flatten(json.load(open(out / "runs" / "proxy_dis-seed0" / "eval.json"))).items()
+            if not k.endswith("time_s") and k != "time_per_epoch_s"}
+  assert numbers(alone) == numbers(tmp_path)
   assert json.load(open(tmp_path / "runs" / "proxy_dis-seed0" / "config.json"))["train"]["learning_rate"] == 0.0031
   table = (tmp_path / "table.md").read_text()
   assert "Made by `python -m musicrep_jax.tools.bench" in table and "mean ± std over 2 seeds" in table
@@ -117,9 +127,14 @@ def test_training_cost_in_flops_does_not_depend_on_load(smoke_builder):
   assert rows[1]["s_to_best_ratio"] == 1.5
 
 
-def test_bench_rejects_unknown_config(tmp_path):
+def test_bench_rejects_unknown_config_and_more_jobs_than_cpus(tmp_path):
   out = run_module("musicrep_jax.tools.bench", "--preset=smoke", f"--out={tmp_path}", "--configs=nosuch", check=False)
   assert out.returncode == 2 and "configs/nosuch.py does not exist" in out.stderr
+  cpus = len(os.sched_getaffinity(0))
+  out = run_module("musicrep_jax.tools.bench", "--preset=smoke", f"--out={tmp_path}", "--configs=proxy_dis",
+                   f"--jobs={cpus + 1}", check=False)
+  assert out.returncode == 2 and f"--jobs={cpus + 1} must be between 1 and the {cpus} CPU(s)" in out.stderr
+  assert not (tmp_path / "runs").exists()
 
 
 def test_perf_prints_step_and_pipeline_rates(data_dir, tmp_path):

@@ -1,6 +1,7 @@
 """The training conditions of the "when" study: each data transformation, checked on the real pipeline."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -106,7 +107,7 @@ def test_bench_runs_every_condition_end_to_end(data_dir, tmp_path):
     run_module("musicrep_jax.tools.bench", "--preset=smoke", f"--out={out}", f"--configs={configs}",
                "--seeds=1", f"--data_dir={data_dir}", f"--condition={condition}", "--nostep_cost",
                "--override=train.max_epochs=1", "--override=train.steps_per_epoch=2",
-               "--override=eval.tasks=('tagging','open_set')")
+               "--override=eval.tasks=('tagging','open_set')", f"--jobs={min(2, len(os.sched_getaffinity(0)))}")
     runs = sorted(p.name for p in (out / "runs").iterdir())
     assert runs == sorted(f"{c}@{condition}-seed0" for c in configs.split(","))
     for run in runs:

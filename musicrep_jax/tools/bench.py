@@ -5,7 +5,7 @@
 Each run lives in DIR/runs/<config>-seed<k>/ and counts as finished when its eval.json
 exists (a copy of the small files of a finished run, as docs/results/ keeps them, is
 enough; an interrupted run resumes from its checkpoint). Runs go seed by seed, so one
-seed of every model finishes first. Writes DIR/table.md (laid out like the paper's
+seed of every model finishes first; --jobs=N trains N side by side. Writes DIR/table.md (laid out like the paper's
 Tables 1, 3 and 4), DIR/table.csv and PNG plots; when runs are missing (interrupted,
 failed, or --report_only) the table says PARTIAL and names them.
 """
@@ -17,7 +17,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from concurrent import futures
 
 import musicrep_jax
 
@@ -69,6 +71,9 @@ _CONDITION = flags.DEFINE_enum("condition", "full", list(conditions.CONDITIONS),
 _TUNED = flags.DEFINE_string("tuned", "", "A tune --out folder's best.json: every config trains at its family's tuned "
                              "setting (tools/tune.py: its own family's, or its twin's for entangled and paper-sampler "
                              "configs), before any --override.")
+_JOBS = flags.DEFINE_integer("jobs", 1, "Runs trained side by side (each run's output goes to RUN/train.log); the "
+                             "numbers are those of one run at a time. 2 on 2 CPUs gives about 1.5x the runs per "
+                             "hour of 1 (docs/PERFORMANCE.md).")
 _WHEN = flags.DEFINE_bool("when", False, "Train nothing: --out holds one bench folder per condition (OUT/full, "
                           "OUT/open_set, ...); write OUT/when.md, metric learning minus classification in each.")
 flags.mark_flag_as_required("out")
@@ -102,8 +107,15 @@ def tuned_overrides(name: str) -> list[str]:
   return tuning.tuned_overrides(os.path.expanduser(_TUNED.value), name)
 
 
-def run_one(name: str, seed: int, out: str) -> dict:
-  """eval.json of one run, training it first unless it is complete."""
+def check_jobs(jobs: int) -> None:
+  cpus = len(os.sched_getaffinity(0))
+  if not 1 <= jobs <= cpus:
+    raise errors.ConfigError(f"--jobs={jobs} must be between 1 and the {cpus} CPU(s) this process may use")
+
+
+def run_one(name: str, seed: int, out: str, log: bool = False) -> dict:
+  """eval.json of one run, training it first unless it is complete; with `log`, the run's
+  output goes to its workdir's train.log instead of this terminal."""
   workdir = run_dir(out, name, seed)
   result = os.path.join(workdir, "eval.json")
   if os.path.exists(result):
@@ -115,14 +127,53 @@ def run_one(name: str, seed: int, out: str) -> dict:
            *([f"--config.dataset={_DATASET.value}"] if _DATASET.value else []),
            *([f"--config.manual_dir={_MANUAL_DIR.value}"] if _MANUAL_DIR.value else []),
            *[f"--config.{o}" for o in tuned_overrides(name) + condition_overrides() + _OVERRIDES.value]]
-    print(f"[bench] {name} seed {seed}: {' '.join(cmd[1:])}", flush=True)
+    where = f" (output in {workdir}/train.log)" if log else ""
+    print(f"[bench] {name} seed {seed}{where}: {' '.join(cmd[1:])}", flush=True)
     start = time.time()
-    proc = subprocess.run(cmd, cwd=REPO)
+    if log:
+      os.makedirs(workdir, exist_ok=True)
+      with open(os.path.join(workdir, "train.log"), "a") as f:
+        proc = subprocess.run(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT)
+    else:
+      proc = subprocess.run(cmd, cwd=REPO)
     if proc.returncode != 0:
-      raise errors.UserError(f"{name} seed {seed} failed (exit {proc.returncode}); rerun to resume it")
+      hint = f" (its output: {workdir}/train.log)" if log else ""
+      raise errors.UserError(f"{name} seed {seed} failed (exit {proc.returncode}){hint}; rerun to resume it")
     print(f"[bench] {name} seed {seed}: done in {time.time() - start:.0f} s", flush=True)
   with open(result) as f:
     return json.load(f)
+
+
+def run_all(runs: list[tuple[str, int]], out: str, jobs: int) -> None:
+  """Every (config, seed) of `runs`, in order, `jobs` at a time. Each run keeps every CPU
+  (its numbers are those of a run alone: XLA splits its work by the CPU count, not by the
+  load). A failed run stops new starts; the runs under way finish, then the first failure
+  is raised."""
+  if jobs == 1:
+    for n, s in runs:
+      run_one(n, s, out)
+    return
+  failures, stop = [], threading.Event()
+
+  def one(n: str, s: int) -> None:
+    if stop.is_set():
+      return
+    try:
+      run_one(n, s, out, log=True)
+    except errors.UserError as e:
+      failures.append(e)
+      stop.set()
+
+  with futures.ThreadPoolExecutor(jobs) as pool:
+    try:
+      for f in [pool.submit(one, n, s) for n, s in runs]:
+        f.result()
+    except BaseException:  # Ctrl-C: no new run starts; those under way stop on their own signal
+      stop.set()
+      pool.shutdown(cancel_futures=True)
+      raise
+  if failures:
+    raise failures[0]
 
 
 def load_run(workdir: str) -> dict:
@@ -303,9 +354,8 @@ def main(argv):
   failure = None
   if not _REPORT_ONLY.value:
     try:  # seed by seed: one seed of every model is done before a second seed starts
-      for s in range(_SEEDS.value):
-        for n in names:
-          run_one(n, s, out)
+      errors.exit_on_user_error(check_jobs, _JOBS.value)
+      run_all([(n, s) for s in range(_SEEDS.value) for n in names], out, _JOBS.value)
     except (errors.UserError, KeyboardInterrupt) as e:
       failure = e
   finished = {n: [d for d in ds if os.path.exists(os.path.join(d, "eval.json"))] for n, ds in dirs.items()}
