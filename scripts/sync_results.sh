@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Copies the small files of every finished bench run (eval.json, train_summary.json,
-# metrics.jsonl, config.json, tags.json, distances.json) and the tables from a bench --out folder into a
+# metrics.jsonl, config.json, tags.json, distances.json, train.log) and the tables from a bench --out folder into a
 # folder that is committed (never checkpoints): a later `bench --out=DEST` on a fresh
 # clone counts those runs as finished and trains only the rest.
 #   scripts/sync_results.sh /tmp/bench_out docs/results/default
@@ -11,7 +11,7 @@ for run in "$src"/runs/*/; do
   name=$(basename "$run")
   [ -f "$run/eval.json" ] || continue
   mkdir -p "$dst/runs/$name"
-  for f in eval.json train_summary.json metrics.jsonl config.json tags.json distances.json; do
+  for f in eval.json train_summary.json metrics.jsonl config.json tags.json distances.json train.log; do
     [ -f "$run/$f" ] && cp "$run/$f" "$dst/runs/$name/"
   done
 done
