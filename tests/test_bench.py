@@ -184,3 +184,27 @@ def test_when_table_pairs_metric_learning_with_classification_in_every_condition
   assert ("open_set", "ROC-AUC") not in by  # the open-set row reads the held-out tags' figures
   table = findings.when_markdown(rows)
   assert table.count("\n") == 4 and "| full | -5 ± 0, p 0: loses |" in table.replace("+", "")
+
+
+def test_sigterm_saves_every_run_under_way_and_writes_no_step_costs(data_dir, tmp_path):
+  import re  # pylint: disable=import-outside-toplevel
+  import signal  # pylint: disable=import-outside-toplevel
+  import time  # pylint: disable=import-outside-toplevel
+  from conftest import start  # pylint: disable=import-outside-toplevel
+  jobs = min(2, len(os.sched_getaffinity(0)))
+  configs = ["proxy_dis", "triplet_dis"][:jobs]
+  proc = start("-m", "musicrep_jax.tools.bench", "--preset=smoke", f"--out={tmp_path}", f"--configs={','.join(configs)}",
+               f"--data_dir={data_dir}", f"--jobs={jobs}", "--override=train.max_epochs=200",
+               "--override=train.plateau_patience=200")
+  logs = [tmp_path / "runs" / f"{c}-seed0" / "metrics.jsonl" for c in configs]
+  deadline = time.time() + 300
+  while time.time() < deadline and not all(l.exists() for l in logs):
+    time.sleep(0.5)
+  proc.send_signal(signal.SIGTERM)
+  stdout, stderr = proc.communicate(timeout=180)
+  assert proc.returncode == 2 and "no finished run" in stderr and "Traceback" not in stderr, stderr[-2000:]
+  assert "measuring step costs" not in stdout
+  for c in configs:  # each run got the bench's SIGINT, saved its step and stopped
+    log = (tmp_path / "runs" / f"{c}-seed0" / "train.log").read_text()
+    step = int(re.search(r"SIGINT: saved step (\d+)", log).group(1))
+    assert str(step) in os.listdir(tmp_path / "runs" / f"{c}-seed0" / "checkpoints"), log[-1000:]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -113,13 +114,37 @@ def check_jobs(jobs: int) -> None:
     raise errors.ConfigError(f"--jobs={jobs} must be between 1 and the {cpus} CPU(s) this process may use")
 
 
+_RUNNING = set()  # the training processes under way
+
+
+def stop_running() -> None:
+  """SIGINT to every training process under way (each saves a checkpoint and stops; a
+  second signal, as a terminal's Ctrl-C also sends one, changes nothing), then waits."""
+  for proc in list(_RUNNING):
+    if proc.poll() is None:
+      proc.send_signal(signal.SIGINT)
+  for proc in list(_RUNNING):
+    proc.wait()
+
+
+def _interrupt(signum, frame):
+  del signum, frame
+  raise KeyboardInterrupt
+
+
+def say(line: str) -> None:
+  """One line to stdout in one write (runs side by side print from their threads)."""
+  sys.stdout.write(line + "\n")
+  sys.stdout.flush()
+
+
 def run_one(name: str, seed: int, out: str, log: bool = False) -> dict:
   """eval.json of one run, training it first unless it is complete; with `log`, the run's
   output goes to its workdir's train.log instead of this terminal."""
   workdir = run_dir(out, name, seed)
   result = os.path.join(workdir, "eval.json")
   if os.path.exists(result):
-    print(f"[bench] {name} seed {seed}: reusing {result}", flush=True)
+    say(f"[bench] {name} seed {seed}: reusing {result}")
   else:
     preset = "" if _PRESET.value == "default" else f":{_PRESET.value}"
     cmd = [sys.executable, "-m", "musicrep_jax.main", f"--config={os.path.join(REPO, 'configs', name)}.py{preset}",
@@ -128,18 +153,21 @@ def run_one(name: str, seed: int, out: str, log: bool = False) -> dict:
            *([f"--config.manual_dir={_MANUAL_DIR.value}"] if _MANUAL_DIR.value else []),
            *[f"--config.{o}" for o in tuned_overrides(name) + condition_overrides() + _OVERRIDES.value]]
     where = f" (output in {workdir}/train.log)" if log else ""
-    print(f"[bench] {name} seed {seed}{where}: {' '.join(cmd[1:])}", flush=True)
+    say(f"[bench] {name} seed {seed}{where}: {' '.join(cmd[1:])}")
     start = time.time()
     if log:
       os.makedirs(workdir, exist_ok=True)
       with open(os.path.join(workdir, "train.log"), "a") as f:
-        proc = subprocess.run(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT)
     else:
-      proc = subprocess.run(cmd, cwd=REPO)
+      proc = subprocess.Popen(cmd, cwd=REPO)
+    _RUNNING.add(proc)
+    proc.wait()  # interrupted: stays in _RUNNING for stop_running()
+    _RUNNING.discard(proc)
     if proc.returncode != 0:
       hint = f" (its output: {workdir}/train.log)" if log else ""
       raise errors.UserError(f"{name} seed {seed} failed (exit {proc.returncode}){hint}; rerun to resume it")
-    print(f"[bench] {name} seed {seed}: done in {time.time() - start:.0f} s", flush=True)
+    say(f"[bench] {name} seed {seed}: done in {time.time() - start:.0f} s")
   with open(result) as f:
     return json.load(f)
 
@@ -168,9 +196,10 @@ def run_all(runs: list[tuple[str, int]], out: str, jobs: int) -> None:
     try:
       for f in [pool.submit(one, n, s) for n, s in runs]:
         f.result()
-    except BaseException:  # Ctrl-C: no new run starts; those under way stop on their own signal
+    except BaseException:  # Ctrl-C or SIGTERM: no new run starts; those under way save and stop
       stop.set()
-      pool.shutdown(cancel_futures=True)
+      pool.shutdown(wait=False, cancel_futures=True)
+      stop_running()
       raise
   if failures:
     raise failures[0]
@@ -350,6 +379,7 @@ def main(argv):
     print(errors.exit_on_user_error(write_when, out))
     return
   names = errors.exit_on_user_error(config_names, _CONFIGS.value)
+  signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C: the runs under way save, the tables are written
   dirs = {n: [run_dir(out, n, s) for s in range(_SEEDS.value)] for n in names}
   failure = None
   if not _REPORT_ONLY.value:
@@ -357,6 +387,7 @@ def main(argv):
       errors.exit_on_user_error(check_jobs, _JOBS.value)
       run_all([(n, s) for s in range(_SEEDS.value) for n in names], out, _JOBS.value)
     except (errors.UserError, KeyboardInterrupt) as e:
+      stop_running()
       failure = e
   finished = {n: [d for d in ds if os.path.exists(os.path.join(d, "eval.json"))] for n, ds in dirs.items()}
   missing = [os.path.basename(d) for n, ds in dirs.items() for d in ds if d not in finished[n]]
@@ -365,7 +396,8 @@ def main(argv):
     print(f"error: no finished run in {out}/runs" + (f" ({failure})" if failure else ""), file=sys.stderr)
     sys.exit(2)
   trained = [n for n in results if not n.startswith("baseline_")]
-  step_seconds = measure_step_costs(trained, out) if _STEP_COST.value and trained else {}
+  interrupted = isinstance(failure, KeyboardInterrupt)  # no minutes of step timing on the way out
+  step_seconds = measure_step_costs(trained, out) if _STEP_COST.value and trained and not interrupted else {}
   curves = {n: [report.validation_curve(d) for d in finished[n]] for n in results}
   rows = report.summarise(results, step_seconds, curves)
   command = "python -m musicrep_jax.tools.bench " + " ".join(a for a in sys.argv[1:])
