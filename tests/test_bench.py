@@ -50,12 +50,15 @@ def test_bench_two_seeds_mean_sd_cells_reuse_and_partial_tables(data_dir, tmp_pa
   assert second.stdout.count("reusing") == 4 and "done in" not in second.stdout
   # A run that is missing (its small files not there): the table is marked partial.
   (tmp_path / "runs" / "proxy_dis-seed1" / "eval.json").unlink()
-  third = run_module(*args, "--report_only", f"--control={tmp_path}")
+  third = run_module(*args, "--report_only", f"--control={tmp_path}", f"--convergence={tmp_path}")
   assert "PARTIAL: 1 run(s) missing" in third.stdout and "proxy_dis-seed1" in (tmp_path / "table.md").read_text()
   assert (tmp_path / "findings.md").read_text().startswith("**PARTIAL**")
   # The dataset control against itself: every difference is zero; one seed left: no p.
   control = (tmp_path / "control.md").read_text()
   assert control.count("| proxy_dis | ") == 5 and control.count("| +0.000 | - |") == 5, control
+  # Against itself: no difference; proxy_dis has one seed left, so no sd and no verdict.
+  conv = (tmp_path / "convergence.md").read_text()
+  assert "| proxy_dis | test ROC-AUC | 1 | " in conv and "| +0.0000 | - | inconclusive |" in conv, conv
   empty = tmp_path / "other"
   fourth = run_module(*args, "--report_only", f"--control={empty}", check=False)
   assert fourth.returncode == 2 and f"--control={empty} has no finished run" in fourth.stderr
@@ -80,6 +83,27 @@ def test_findings_verdicts_follow_a_paired_t_test_over_seeds():
   small = (findings.Finding("A costs little", "recall_at_k/1", (("A", "B"),), scale=100, margin=2.0),)
   assert findings.evaluate(runs([0.700, 0.701, 0.699], [0.695, 0.697, 0.696]), small)[0]["verdict"] == "reproduces"
   assert findings.evaluate(runs(a, b), small)[0]["verdict"] == "does not reproduce"
+
+
+def test_convergence_pairs_seeds_against_the_shipped_seed_sd():
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from musicrep_jax.tools import findings  # pylint: disable=import-outside-toplevel
+  shipped = {"A": {0: {"roc_auc": 0.80}, 1: {"roc_auc": 0.82}, 2: {"roc_auc": 0.81}}}
+  def verdict(longer):
+    rows = findings.convergence(shipped, {"A": {s: {"roc_auc": v} for s, v in enumerate(longer)}})
+    assert [r["metric"] for r in rows] == ["roc_auc"]  # R@1 absent from both: no row
+    return rows[0]
+  sd = np.std([0.80, 0.82, 0.81], ddof=1)  # 0.01
+  row = verdict([0.805, 0.83, 0.815])  # +0.01 on average: within one sd
+  assert row["diff"] == pytest.approx(np.mean([0.005, 0.01, 0.005])) and row["sd"] == pytest.approx(sd)
+  assert row["verdict"] == "converged" and row["seeds"] == 3
+  assert verdict([0.83, 0.84, 0.83])["verdict"] == "not converged"  # +0.023
+  assert verdict([0.78, 0.80, 0.79])["verdict"] == "not converged"  # -0.02: a move either way
+  one = findings.convergence({"A": {0: {"roc_auc": 0.8}}}, {"A": {0: {"roc_auc": 0.9}, 1: {"roc_auc": 0.9}}})
+  assert one[0]["seeds"] == 1 and one[0]["sd"] is None and one[0]["verdict"] == "inconclusive"
+  assert findings.convergence(shipped, {"B": {0: {"roc_auc": 0.8}}}) == []
+  assert "| A | test ROC-AUC | 3 | 0.8100 | 0.8167 | +0.0067 | 0.0100 | converged |" in \
+      findings.convergence_markdown([verdict([0.805, 0.83, 0.815])])
 
 
 def test_dataset_control_compares_subspace_figures_with_welchs_test():

@@ -63,6 +63,11 @@ _STEP_COST = flags.DEFINE_bool("step_cost", True, "Measure every trained config'
 _CONTROL = flags.DEFINE_string("control", "", "Another bench --out folder with the same models on another dataset "
                                "(e.g. the correlated runs, for a --dataset=synth_music:decorrelated bench): writes "
                                "OUT/control.md, the disentanglement figures of both, compared over seeds.")
+_CONVERGENCE = flags.DEFINE_string("convergence", "", "Another bench --out folder with the same models and seeds "
+                                   "trained by a shorter schedule (this bench trained longer: e.g. "
+                                   "--override=train.plateau_patience=6 --override=train.max_reductions=3): writes "
+                                   "OUT/convergence.md, test ROC-AUC and R@1 paired by seed against that folder's "
+                                   "seed-to-seed sd.")
 _OVERRIDES = flags.DEFINE_multi_string("override", [], "Extra --config.<key>=<value> for every run.")
 _CONDITION = flags.DEFINE_enum("condition", "full", list(conditions.CONDITIONS),
                                "Train every run under this condition (musicrep_jax/conditions.py): open_set (tags "
@@ -320,6 +325,20 @@ def write_control(out: str, other: str, shown: str) -> None:
             + findings.control_markdown(rows, name_a, name_b))
 
 
+def write_convergence(out: str, shipped: str, shown: str) -> None:
+  """OUT/convergence.md: this bench's runs (trained longer) against the same models and
+  seeds in `shipped`, findings.convergence."""
+  from musicrep_jax.tools import findings  # pylint: disable=import-outside-toplevel
+  rows = findings.convergence(_runs_by_seed(shipped)[0], _runs_by_seed(out)[0])
+  if not rows:
+    raise errors.UserError(f"--convergence={shown} has no finished run of a model and seed that this bench also has: "
+                           "give the --out folder of a bench of the same models at their first schedule")
+  with open(os.path.join(out, "convergence.md"), "w") as f:
+    f.write(f"The runs of this folder, trained longer, against the same models and seeds in `{shown}`: test "
+            "figures paired by seed. Converged: the mean paired difference is within the seed-to-seed sd of "
+            f"`{shown}`'s runs.\n\n" + findings.convergence_markdown(rows))
+
+
 def write_when(out: str) -> str:
   """OUT/when.md from the condition folders OUT/<condition>/ (each a bench --out folder):
   the paired differences of findings.when, and every model's figures (baselines too)."""
@@ -411,10 +430,15 @@ def main(argv):
   write_findings(finished, results, out, missing)
   if _CONTROL.value:
     errors.exit_on_user_error(write_control, out, os.path.abspath(os.path.expanduser(_CONTROL.value)), _CONTROL.value)
+  if _CONVERGENCE.value:
+    errors.exit_on_user_error(write_convergence, out, os.path.abspath(os.path.expanduser(_CONVERGENCE.value)),
+                              _CONVERGENCE.value)
   print(open(os.path.join(out, "table.md")).read())
   print(open(os.path.join(out, "findings.md")).read())
   if _CONTROL.value:
     print(open(os.path.join(out, "control.md")).read())
+  if _CONVERGENCE.value:
+    print(open(os.path.join(out, "convergence.md")).read())
   print(f"[bench] wrote {out}/table.md, table.csv and plots" + (f"; PARTIAL: {len(missing)} run(s) missing" if missing else ""))
   if failure is not None:
     print(f"error: {failure}", file=sys.stderr)

@@ -298,3 +298,40 @@ def control_markdown(rows: list[dict], a: str, b: str) -> str:
     lines.append(f"| {head} | {r['model']} | {cell(r['a'])} ({len(r['a'])}) | {cell(r['b'])} ({len(r['b'])}) | "
                  f"{r['diff']:+.3f} | {p} |")
   return "\n".join(lines) + "\n"
+
+
+# The convergence check (#26): the test figures of the same models trained longer.
+CONVERGENCE_METRICS = (("roc_auc", "test ROC-AUC"), ("recall_at_k/1", "test R@1"))
+
+
+def convergence(shipped: dict[str, dict[int, dict]], longer: dict[str, dict[int, dict]],
+                metrics=CONVERGENCE_METRICS) -> list[dict]:
+  """One dict per (model, metric) with at least one seed in both sets: the seeds both have,
+  the paired difference longer - shipped (mean over those seeds), the seed-to-seed sd of
+  the shipped runs, and the verdict: "converged" when |mean difference| <= that sd,
+  "not converged" when it exceeds it, "inconclusive" with fewer than 2 shared seeds (no sd)."""
+  rows = []
+  for name in sorted(set(shipped) & set(longer)):
+    seeds = sorted(set(shipped[name]) & set(longer[name]))
+    for metric, label in metrics:
+      pairs = [(_value(shipped[name][s], metric), _value(longer[name][s], metric)) for s in seeds]
+      pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+      if not pairs:
+        continue
+      a, b = np.array(pairs).T
+      diff = float(np.mean(b - a))
+      sd = float(np.std(a, ddof=1)) if len(a) > 1 else None
+      verdict = "inconclusive" if sd is None else ("converged" if abs(diff) <= sd else "not converged")
+      rows.append({"model": name, "metric": metric, "label": label, "seeds": len(pairs), "shipped": a.tolist(),
+                   "longer": b.tolist(), "diff": diff, "sd": sd, "verdict": verdict})
+  return rows
+
+
+def convergence_markdown(rows: list[dict]) -> str:
+  lines = ["| model | figure | seeds | as trained | trained longer | paired difference | seed sd | verdict |",
+           "|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    sd = f"{r['sd']:.4f}" if r["sd"] is not None else "-"
+    lines.append(f"| {r['model']} | {r['label']} | {r['seeds']} | {np.mean(r['shipped']):.4f} | "
+                 f"{np.mean(r['longer']):.4f} | {r['diff']:+.4f} | {sd} | {r['verdict']} |")
+  return "\n".join(lines) + "\n"
