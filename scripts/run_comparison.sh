@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The fair comparison (#26) and the "when" study (#27) on the default preset, in order.
+# Every step is resumable: finished runs (their eval.json, committed under docs/results/)
+# are reused, an interrupted run resumes from its checkpoint, so rerunning this script on
+# any machine continues where the last one stopped. Commit each finished run's small
+# files as it completes (git add docs/results/*/runs/*/ of the runs with an eval.json).
+#   bash scripts/run_comparison.sh [DATA_DIR]        # about 12-15 hours on 2 cores
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${1:-$HOME/tensorflow_datasets}
+PY=${PY:-.venv/bin/python}
+bench=("$PY" -m musicrep_jax.tools.bench --preset=default --data_dir="$DATA" --jobs="${JOBS:-2}"
+       --tuned=docs/results/tuning/best.json)
+# 1. Every family at its tuned setting, 3 seeds, under the common stopping rule.
+"${bench[@]}" --configs=tuned --seeds=3 --out=docs/results/tuned
+# 2. Convergence: a triplet, a proxy and a classifier, and the best new family, trained longer.
+"${bench[@]}" --configs=triplet_dis,proxy_dis,class_dis,triplet_all_dis --seeds=3 --nostep_cost \
+  --override=train.plateau_patience=6 --override=train.max_reductions=3 \
+  --out=docs/results/tuned_longer --convergence=docs/results/tuned
+# 3. When does metric learning win: the four other conditions, the same models and settings.
+for condition in open_set labels_10 labels_30 missing_30; do
+  "${bench[@]}" --configs=triplet_dis,proxy_dis,class_dis,class_vanilla,triplet_all_dis --seeds=3 --nostep_cost \
+    --condition="$condition" --out="docs/results/when/$condition"
+done
+mkdir -p docs/results/when && ln -sfn ../tuned docs/results/when/full  # the full-label condition is step 1
+"$PY" -m musicrep_jax.tools.bench --out=docs/results/when --when
