@@ -408,14 +408,17 @@ def main(argv):
     except (errors.UserError, KeyboardInterrupt) as e:
       stop_running()
       failure = e
+  interrupted = isinstance(failure, KeyboardInterrupt)
+  why = ("interrupted: the runs under way saved their checkpoints; rerun the same command to resume them"
+         if interrupted else str(failure))
   finished = {n: [d for d in ds if os.path.exists(os.path.join(d, "eval.json"))] for n, ds in dirs.items()}
   missing = [os.path.basename(d) for n, ds in dirs.items() for d in ds if d not in finished[n]]
   results = {n: [load_run(d) for d in ds] for n, ds in finished.items() if ds}
   if not results:
-    print(f"error: no finished run in {out}/runs" + (f" ({failure})" if failure else ""), file=sys.stderr)
+    print(f"error: no finished run in {out}/runs" + (f" ({why})" if failure else ""), file=sys.stderr)
     sys.exit(2)
   trained = [n for n in results if not n.startswith("baseline_")]
-  interrupted = isinstance(failure, KeyboardInterrupt)  # no minutes of step timing on the way out
+  # Interrupted: no minutes of step timing on the way out.
   step_seconds = measure_step_costs(trained, out) if _STEP_COST.value and trained and not interrupted else {}
   curves = {n: [report.validation_curve(d) for d in finished[n]] for n in results}
   rows = report.summarise(results, step_seconds, curves)
@@ -441,7 +444,7 @@ def main(argv):
     print(open(os.path.join(out, "convergence.md")).read())
   print(f"[bench] wrote {out}/table.md, table.csv and plots" + (f"; PARTIAL: {len(missing)} run(s) missing" if missing else ""))
   if failure is not None:
-    print(f"error: {failure}", file=sys.stderr)
+    print(f"error: {why}", file=sys.stderr)
     sys.exit(2)
 
 
