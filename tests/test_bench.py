@@ -20,14 +20,14 @@ def test_bench_two_seeds_mean_sd_cells_reuse_and_partial_tables(data_dir, tmp_pa
   first = run_module(*args, f"--jobs={min(2, len(os.sched_getaffinity(0)))}")  # two runs side by side
   assert first.stdout.count("done in") == 4 and first.stdout.count("train.log)") == 4, first.stdout
   assert "training" in (tmp_path / "runs" / "proxy_dis-seed1" / "train.log").read_text()
-  alone = tmp_path.parent / f"{tmp_path.name}-alone"  # the same run, one at a time: the same numbers
-  run_module(*[a for a in args if not a.startswith(("--out", "--configs", "--seeds"))], f"--out={alone}",
-             "--configs=proxy_dis", "--seeds=1", "--nostep_cost")
+  alone = tmp_path.parent / f"{tmp_path.name}-alone"  # the same run, alone: the same numbers
+  run_module("musicrep_jax.main", "--config=configs/proxy_dis.py:smoke", f"--workdir={alone}",
+             f"--config.data_dir={data_dir}", "--config.train.seed=0", "--config.train.learning_rate=0.0031")
   from musicrep_jax.evaluate import flatten  # pylint: disable=import-outside-toplevel
-  def numbers(out):
-    return {k: v for k, v in flatten(json.load(open(out / "runs" / "proxy_dis-seed0" / "eval.json"))).items()
+  def numbers(workdir):
+    return {k: v for k, v in flatten(json.load(open(workdir / "eval.json"))).items()
             if not k.endswith("time_s") and k != "time_per_epoch_s"}
-  assert numbers(alone) == numbers(tmp_path)
+  assert numbers(alone) == numbers(tmp_path / "runs" / "proxy_dis-seed0")
   assert json.load(open(tmp_path / "runs" / "proxy_dis-seed0" / "config.json"))["train"]["learning_rate"] == 0.0031
   table = (tmp_path / "table.md").read_text()
   assert "Made by `python -m musicrep_jax.tools.bench" in table and "mean ± std over 2 seeds" in table
