@@ -126,6 +126,11 @@ def prototypes(train: Embeddings) -> np.ndarray:
   return ((train.song.T @ lab) / np.maximum(lab.sum(0), 1)[None]).T
 
 
+# eval.json's wall-clock figures (training_time's and run.run's eval_time_s): they vary with
+# the machine's load, not with the run, so comparisons of two runs' numbers leave them out.
+WALL_TIMES = ("train_time_s", "time_per_epoch_s", "eval_time_s")
+
+
 def training_time(ctx: Context) -> dict:
   meta = ctx.meta
   epoch_times = meta.get("epoch_times", [])

@@ -12,12 +12,12 @@ import math
 import os
 import sys
 
-from musicrep_jax.evaluate import flatten
+from musicrep_jax.evaluate import WALL_TIMES, flatten
 
 
 def _numbers(path):
   with open(path) as f:
-    return {k: v for k, v in flatten(json.load(f)).items() if k not in ("train_time_s", "time_per_epoch_s", "eval_time_s")}
+    return {k: v for k, v in flatten(json.load(f)).items() if k not in WALL_TIMES}
 
 
 def _losses(path):
