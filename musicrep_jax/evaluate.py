@@ -43,10 +43,10 @@ class Embeddings:
   @classmethod
   def of_split(cls, setup, state, split: str, max_tracks: int = 0, max_windows: int = 0) -> Embeddings:
     from musicrep_jax import input_pipeline  # pylint: disable=import-outside-toplevel  # TensorFlow: not for search
+    meta = {}  # filled by the same read of the split as the windows
     song, windows = song_embeddings(setup, state, input_pipeline.eval_windows(
         setup.builder, split, crop_len=setup.crop_len, batch_size=setup.config.eval.batch_size,
-        max_tracks=max_tracks, max_windows=max_windows))
-    meta = input_pipeline.track_metadata(setup.builder, split, max_tracks)
+        max_tracks=max_tracks, max_windows=max_windows, meta=meta))
     return cls(song, windows, meta["labels"], meta["track_id"], meta["triplet"])
 
 
@@ -349,9 +349,9 @@ def _first_windows_of_validation(setup) -> tuple[list[dict], dict]:
   if cached is not None:
     return cached
   from musicrep_jax import input_pipeline  # pylint: disable=import-outside-toplevel  # TensorFlow: not for search
+  meta = {}
   batches = list(input_pipeline.eval_windows(setup.builder, "validation", crop_len=setup.crop_len,
-                                             batch_size=setup.config.eval.batch_size, max_windows=1))
-  meta = input_pipeline.track_metadata(setup.builder, "validation")
+                                             batch_size=setup.config.eval.batch_size, max_windows=1, meta=meta))
   if sum(b["audio"].nbytes for b in batches) <= VALIDATION_CACHE_BYTES:
     setup._validation_cache = (batches, meta)  # pylint: disable=protected-access
   return batches, meta

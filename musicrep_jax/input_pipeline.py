@@ -82,11 +82,16 @@ def train_dataset(source: TrackSource, *, batch_size: int, crop_len: int, crops:
   return ds.batch(batch_size, drop_remainder=True).prefetch(2)
 
 
+META_KEYS = ("tags", "track_id", "triplet")  # the per-track fields evaluation reads
+
+
 def eval_windows(builder, split: str, *, crop_len: int, batch_size: int, max_windows: int = 0,
-                 max_tracks: int = 0, process_index: int = 0, process_count: int = 1):
+                 max_tracks: int = 0, process_index: int = 0, process_count: int = 1, meta: dict | None = None):
   """Yields numpy batches {"audio": [B, crop_len], "track": [B] int, "valid": [B] bool}
   of the non-overlapping windows of every track (the last batch padded), and returns
-  nothing; track indices count the tracks of the split in order."""
+  nothing; track indices count the tracks of the split in order. meta: a dict that,
+  once every batch has been read, holds the tracks' labels, ids and triplet fields, in
+  that order (see metadata), from the same read of the split."""
   ds = builder.as_dataset(split=_host_split(split, process_index, process_count), shuffle_files=False)
   if max_tracks:
     ds = ds.take(max_tracks)
@@ -99,21 +104,27 @@ def eval_windows(builder, split: str, *, crop_len: int, batch_size: int, max_win
       n = tf.minimum(n, max_windows)
     audio = tf.pad(audio, [[0, tf.maximum(crop_len - tf.shape(audio)[0], 0)]])
     w = tf.reshape(audio[: n * crop_len], [n, crop_len])
-    return tf.data.Dataset.from_tensor_slices({"audio": w, "track": tf.fill([n], i)})
+    out = {"audio": w, "track": tf.fill([n], i)}
+    if meta is not None:  # each track's fields ride on its windows; its first one keeps them
+      out["first"] = tf.range(n) == 0
+      out.update({k: tf.repeat(ex[k][None], n, 0) for k in META_KEYS})
+    return tf.data.Dataset.from_tensor_slices(out)
 
   ds = ds.flat_map(windows).batch(batch_size).prefetch(2)
+  rows = {k: [] for k in META_KEYS}
   for b in tfds.as_numpy(ds):
+    if meta is not None:
+      first = b.pop("first")
+      for k in META_KEYS:
+        rows[k].extend(b.pop(k)[first])
     yield windows_lib.pad_batch(b, batch_size)
+  if meta is not None:
+    meta.update(metadata(rows))
 
 
-def track_metadata(builder, split: str, max_tracks: int = 0) -> dict:
-  """Per-track labels, ids, triplet fields and (synth_music) factors of a split, in order."""
-  ds = builder.as_dataset(split=split, shuffle_files=False, decoders={"audio": tfds.decode.SkipDecoding()})
-  if max_tracks:
-    ds = ds.take(max_tracks)
-  keys = ("tags", "track_id", "triplet")
-  ds = ds.map(lambda ex: {k: ex[k] for k in keys}, num_parallel_calls=tf.data.AUTOTUNE)
-  rows = list(tfds.as_numpy(ds))
-  return {"labels": np.stack([r["tags"] for r in rows]).astype(np.float32),
-          "track_id": [r["track_id"].decode() for r in rows],
-          "triplet": np.stack([r["triplet"] for r in rows])}
+def metadata(rows: dict) -> dict:
+  """Per-track labels (float32 [N, T]), ids and triplet fields, from lists of the
+  tracks' META_KEYS values in order."""
+  return {"labels": np.stack(rows["tags"]).astype(np.float32),
+          "track_id": [t.decode() for t in rows["track_id"]],
+          "triplet": np.stack(rows["triplet"])}

@@ -150,3 +150,29 @@ def run_python(*args, env=None, timeout=600, check=True, fsize=None, user=None, 
 def run_module(module, *args, **kwargs):
   """Runs `python -m module args` in the repo."""
   return run_python("-m", module, *args, **kwargs)
+
+
+def _cpu_seconds() -> float:
+  """CPU seconds of this process, of its waited-for children, and of the warm commands."""
+  import resource  # pylint: disable=import-outside-toplevel
+  own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+  return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + (_WARM[0].cpu_s if _WARM else 0.0)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+  """MUSICREP_JAX_TEST_CPU=FILE appends each test's CPU seconds (setup, call and teardown,
+  with every command it ran) and wall seconds to FILE as JSON lines: on a shared machine
+  the CPU figure ranks the suite's costs where wall times do not."""
+  del nextitem
+  path = os.environ.get("MUSICREP_JAX_TEST_CPU")
+  if not path:
+    yield
+    return
+  import json  # pylint: disable=import-outside-toplevel
+  import time  # pylint: disable=import-outside-toplevel
+  cpu, wall = _cpu_seconds(), time.monotonic()
+  yield
+  line = {"test": item.nodeid, "cpu_s": round(_cpu_seconds() - cpu, 2), "wall_s": round(time.monotonic() - wall, 2)}
+  with open(path, "a") as f:
+    f.write(json.dumps(line) + "\n")

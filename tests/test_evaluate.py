@@ -279,3 +279,25 @@ def test_plateau_threshold_counts_small_improvements_as_none():
   assert s["best"] == 10.0 and s["lr"] == 0.2 and s["reductions"] == 1
   s = schedule.update(s, 9.8, 3, factor=5.0, patience=2, max_reductions=1, threshold=0.01)  # 2% better
   assert s["best"] == 9.8 and s["best_epoch"] == 3
+
+
+@pytest.mark.parametrize("max_windows,max_tracks", [(0, 0), (1, 5)])
+def test_eval_windows_read_the_tracks_metadata_in_the_same_pass(smoke_builder, max_windows, max_tracks):
+  """The windows and the metadata of a split come from one read: every window of track i
+  in order, and the labels, ids and triplet fields of the same tracks as a plain read of
+  the split gives them."""
+  from musicrep_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+  crop = 16_000
+  meta = {}
+  batches = list(input_pipeline.eval_windows(smoke_builder, "test", crop_len=crop, batch_size=7, meta=meta,
+                                             max_windows=max_windows, max_tracks=max_tracks))
+  tracks = list(smoke_builder.as_dataset(split="test", shuffle_files=False).as_numpy_iterator())
+  tracks = tracks[:max_tracks] if max_tracks else tracks
+  want = np.concatenate([np.full(max(len(t["audio"]) // crop, 1) if not max_windows else
+                                 min(max(len(t["audio"]) // crop, 1), max_windows), i) for i, t in enumerate(tracks)])
+  got = np.concatenate([b["track"][b["valid"]] for b in batches])
+  assert np.array_equal(got, want) and all(set(b) == {"audio", "track", "valid"} for b in batches)
+  assert np.array_equal(meta["labels"], np.stack([t["tags"] for t in tracks]).astype(np.float32))
+  assert meta["labels"].dtype == np.float32
+  assert meta["track_id"] == [t["track_id"].decode() for t in tracks]
+  assert np.array_equal(meta["triplet"], np.stack([t["triplet"] for t in tracks]))

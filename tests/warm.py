@@ -55,6 +55,7 @@ class Proc:
   def __init__(self, args, out: str, err: str):
     self.args, self.out, self.err = args, out, err
     self.pid, self.returncode = None, None
+    self.cpu_s = 0.0  # the command's CPU seconds (with its own children's), once it has ended
     self._started, self._done = threading.Event(), threading.Event()
 
   def poll(self):
@@ -89,6 +90,7 @@ class Server:
     self.cwd = cwd
     self.lock = threading.Lock()
     self.procs: dict[int, Proc] = {}
+    self.cpu_s = 0.0  # CPU seconds of every command that has ended
     self.tmp = tempfile.mkdtemp(prefix="warm-")
     self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "warm.py")], cwd=cwd, stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True,
@@ -105,7 +107,8 @@ class Server:
         proc.pid = reply["pid"]
         proc._started.set()  # pylint: disable=protected-access
       else:
-        proc.returncode = reply["exit"]
+        proc.returncode, proc.cpu_s = reply["exit"], reply["cpu_s"]
+        self.cpu_s += reply["cpu_s"]
         proc._done.set()  # pylint: disable=protected-access
 
   def start(self, argv, *, env=None, out=None, err=None, fsize=None, timeout: float = 600) -> Proc:
@@ -210,13 +213,14 @@ def serve() -> None:
     elif not open_:
       time.sleep(0.02)
     for pid, (rid, deadline) in list(children.items()):
-      done, raw = os.waitpid(pid, os.WNOHANG)
+      done, raw, usage = os.wait4(pid, os.WNOHANG)
       if not done and time.monotonic() > deadline:
         os.killpg(pid, signal.SIGKILL)
-        done, raw = os.waitpid(pid, 0)
+        done, raw, usage = os.wait4(pid, 0)
       if done:
         del children[pid]
-        print(json.dumps({"id": rid, "exit": os.waitstatus_to_exitcode(raw)}), file=reply, flush=True)
+        print(json.dumps({"id": rid, "exit": os.waitstatus_to_exitcode(raw), "cpu_s": usage.ru_utime + usage.ru_stime}),
+              file=reply, flush=True)
 
 
 if __name__ == "__main__":
