@@ -24,6 +24,13 @@ from musicrep_jax import train
 KINDS = ("random", "untrained", "logmel")
 
 
+def log_mel_statistics(log_mel, audio):
+  """[N, 2 * mels]: the mean and standard deviation over time of each log-mel band of
+  each int16 excerpt [N, L] (log_mel: a model's front end)."""
+  x = log_mel(audio)[..., 0]  # [N, frames, mels]
+  return jnp.concatenate([x.mean(axis=1), x.std(axis=1)], axis=-1)
+
+
 class Baseline(train.Setup):
   """A setup whose embedding is the baseline's (the rest: data, vocabulary, evaluators)."""
 
@@ -50,8 +57,7 @@ class Baseline(train.Setup):
     return jax.vmap(lambda k: jax.random.normal(k, (len(self.dim_category),)))(keys)
 
   def _logmel(self, audio):
-    x = self.log_mel(audio)[..., 0]  # [N, frames, mels]
-    return jnp.concatenate([x.mean(axis=1), x.std(axis=1)], axis=-1)
+    return log_mel_statistics(self.log_mel, audio)
 
   @functools.cached_property
   def embed_fn(self):

@@ -167,3 +167,31 @@ def test_search_imports_no_tensorflow():
   out = run_python("-c", "import sys, musicrep_jax.search.cli; print(sorted(m for m in ('tensorflow', "
                    "'tensorflow_datasets') if m in sys.modules))", cold=True)
   assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.slow
+def test_real_audio_benchmark_groups_by_folder_and_prints_every_row(collection, tmp_path):
+  """tools/real_audio.py on the collection grouped by mood (one folder per mood): every
+  row, the broken file counted as skipped, chance from the group sizes."""
+  import shutil  # pylint: disable=import-outside-toplevel
+  workdir, audio, _ = collection
+  root = tmp_path / "by_mood"
+  for f in sorted((audio / "sub").iterdir()):
+    mood = f.stem.rsplit("_", 1)[1]
+    (root / mood).mkdir(parents=True, exist_ok=True)
+    shutil.copy(f, root / mood / f.name)
+  shutil.copy(audio / "broken.mp3", root / mood / "broken.mp3")
+  sizes = np.array([len([f for f in d.iterdir() if f.suffix == ".wav"]) for d in sorted(root.iterdir())])
+  out = run_module("musicrep_jax.tools.real_audio", f"--audio={root}", f"--run={workdir}", f"--out={tmp_path / 'r.json'}")
+  assert f"48 tracks of {len(sizes)} groups" in out.stdout and "skipped 1" in out.stdout, out.stdout
+  rows = json.load(open(tmp_path / "r.json"))["rows"]
+  name = workdir.name
+  assert list(rows) == [f"{name}: whole embedding", *(f"{name}: {c} subspace" for c in ("genre", "mood", "instrument", "era")),
+                        "untrained network", "MFCC statistics (20 x mean, sd)", "log-mel statistics (mean, sd per band)",
+                        "chance"]
+  assert rows["chance"]["precision_at_5"] == pytest.approx(np.sum(sizes * (sizes - 1)) / (48 * 47))
+  assert all(0 <= r["precision_at_5"] <= 1 and 0 <= r["nn_accuracy"] <= 1 for r in rows.values())
+  assert all(f"| {r} | " in out.stdout for r in rows)
+  bad = run_module("musicrep_jax.tools.real_audio", f"--audio={root / mood}", f"--run={workdir}", check=False)
+  assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(f"error: --audio={root / mood} has 0"), \
+      bad.stderr[-2000:]

@@ -1,0 +1,193 @@
+"""The real-audio benchmark: does an embedding group real recordings that belong together?
+
+  bash scripts/fetch_game_music.sh ~/game_music            # 6 Debian packages' music, 91 tracks
+  python -m musicrep_jax.tools.real_audio --audio=~/game_music --run=runs/proxy_dis [--run=...]
+
+The folder holds one sub-folder per group (here: a game's soundtrack, which shares its
+composer, instrumentation and production); every audio file under a group's folder
+belongs to it. Each track is decoded as `search` decodes it (the middle 30 s, mono,
+16 kHz) and is a query, leave-one-out: its 5 nearest other tracks by cosine similarity
+give precision@5 (the share of them from its group) and the nearest one 1-NN accuracy.
+Mean and standard error over the queries, for:
+
+- each --run: the whole embedding and, for a disentangled model, each category subspace;
+- the run's network with its initial weights (untrained; the first run's config and seed);
+- hand-made features: the mean and standard deviation over time of 20 MFCCs (librosa),
+  and of each log-mel band of the first run's front end (the evaluation's `logmel`
+  baseline); each dimension standardised over the collection before the cosine;
+- chance: random neighbours, exactly: (n_g - 1) / (N - 1) for a track of a group of n_g.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+from musicrep_jax import errors
+from musicrep_jax import metrics
+from musicrep_jax import progress
+
+K = 5
+_AUDIO = flags.DEFINE_string("audio", None, "A folder with one sub-folder of audio files per group.")
+_RUNS = flags.DEFINE_multi_string("run", [], "A trained run's workdir (repeat for several).")
+_OUT = flags.DEFINE_string("out", "", "Also write the figures to this JSON file.")
+
+
+class BenchmarkError(errors.UserError):
+  """Bad input to the benchmark; the message says what to do."""
+
+
+def collection(root: str) -> tuple[list[str], np.ndarray, list[str]]:
+  """The audio files under root/<group>/ (sorted), each file's group index, and the
+  groups' names; refuses a folder with fewer than two groups of two files."""
+  from musicrep_jax.data import audio as audio_lib  # pylint: disable=import-outside-toplevel
+  if not os.path.isdir(root):
+    raise BenchmarkError(f"--audio={root} is not a folder: run `bash scripts/fetch_game_music.sh {root}` first")
+  paths, groups, names = [], [], []
+  for name in sorted(os.listdir(root)):
+    folder = os.path.join(root, name)
+    if not os.path.isdir(folder):
+      continue
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs if audio_lib.is_audio(f))
+    if len(files) >= 2:
+      names.append(name)
+      paths += files
+      groups += [len(names) - 1] * len(files)
+  if len(names) < 2:
+    raise BenchmarkError(f"--audio={root} has {len(names)} sub-folder(s) with two or more audio files; "
+                         "give a folder with one sub-folder per group")
+  return paths, np.array(groups), names
+
+
+def same_group_retrieval(embeddings: np.ndarray, groups: np.ndarray, k: int = K) -> dict:
+  """Leave-one-out precision@k and 1-NN accuracy by cosine (mean and standard error over
+  the queries)."""
+  nn = metrics.nearest_neighbours(np.asarray(embeddings, np.float32), k)
+  same = groups[nn] == groups[:, None]  # [N, k]
+  return {**_mean_se(f"precision_at_{k}", same.mean(1)), **_mean_se("nn_accuracy", same[:, 0].astype(float))}
+
+
+def chance(groups: np.ndarray, k: int = K) -> dict:
+  """The same figures for random neighbours: each is (n_g - 1) / (N - 1) in expectation."""
+  sizes = np.bincount(groups)[groups]
+  p = (sizes - 1) / (len(groups) - 1)
+  return {**_mean_se(f"precision_at_{k}", p), **_mean_se("nn_accuracy", p)}
+
+
+def _mean_se(name: str, values: np.ndarray) -> dict:
+  return {name: float(np.mean(values)), f"{name}_se": float(np.std(values, ddof=1) / np.sqrt(len(values)))}
+
+
+def standardised(x: np.ndarray) -> np.ndarray:
+  """Each column to mean 0 and standard deviation 1 over the rows (constant columns: 0)."""
+  sd = x.std(0)
+  return (x - x.mean(0)) / np.where(sd > 0, sd, 1.0)
+
+
+def mfcc_statistics(track: np.ndarray, sample_rate: int, n_mfcc: int = 20) -> np.ndarray:
+  """[2 * n_mfcc]: the mean and standard deviation over time of each MFCC (librosa's
+  defaults otherwise)."""
+  try:
+    import librosa  # pylint: disable=import-outside-toplevel
+  except ImportError as e:
+    raise BenchmarkError("the MFCC baseline needs librosa: pip install 'librosa>=0.10' "
+                         "(make install installs it)") from e
+  m = librosa.feature.mfcc(y=track.astype(np.float32) / 32768, sr=sample_rate, n_mfcc=n_mfcc)
+  return np.concatenate([m.mean(1), m.std(1)])
+
+
+def _embedder(setup, state, embed_fn=None):
+  """int16 tracks -> [N, D] song embeddings (the mean over 3-s windows) by the model's
+  embed_fn(state, audio), or by another function of the windows."""
+  import types  # pylint: disable=import-outside-toplevel
+  from musicrep_jax import evaluate, windows  # pylint: disable=import-outside-toplevel
+  fn = types.SimpleNamespace(config=setup.config, embed_fn=embed_fn or setup.embed_fn)  # what song_embeddings reads
+  return lambda tracks: evaluate.song_embeddings(fn, state, windows.array_windows(
+      tracks, crop_len=setup.crop_len, batch_size=setup.config.eval.batch_size))[0]
+
+
+def rows_for_run(workdir: str, tracks, groups) -> list[tuple[str, dict]]:
+  """The run's rows: its whole embedding, then each category subspace of a disentangled model."""
+  from musicrep_jax.search import trained  # pylint: disable=import-outside-toplevel
+  model = trained.Model.load(workdir)
+  song = _embedder(model.setup, model.state)(tracks)
+  name = os.path.basename(os.path.normpath(workdir))
+  rows = [(f"{name}: whole embedding", same_group_retrieval(song, groups))]
+  if model.disentangled:
+    for aspect in model.categories:
+      mask = trained.aspect_mask(model.dims, True, aspect, model.categories)
+      rows.append((f"{name}: {aspect} subspace", same_group_retrieval(song[:, mask], groups)))
+  return rows
+
+
+def baseline_rows(workdir: str, tracks, groups) -> list[tuple[str, dict]]:
+  """Untrained network (the run's config and seed), MFCC and log-mel statistics, chance."""
+  import jax  # pylint: disable=import-outside-toplevel
+  from musicrep_jax import baselines  # pylint: disable=import-outside-toplevel
+  from musicrep_jax import model as model_lib  # pylint: disable=import-outside-toplevel
+  from musicrep_jax.data import features  # pylint: disable=import-outside-toplevel
+  setup = model_lib.Model(*model_lib.read_workdir(workdir))
+  untrained = _embedder(setup, setup.init_state(setup.config.train.seed))(tracks)
+
+  stats = jax.jit(lambda state, audio: baselines.log_mel_statistics(setup.log_mel, audio))
+  log_mel = _embedder(setup, None, stats)(tracks)  # the evaluation's logmel baseline, window by window
+  mfcc = np.stack([mfcc_statistics(t, features.SAMPLE_RATE) for t in tracks])
+  return [("untrained network", same_group_retrieval(untrained, groups)),
+          ("MFCC statistics (20 x mean, sd)", same_group_retrieval(standardised(mfcc), groups)),
+          ("log-mel statistics (mean, sd per band)", same_group_retrieval(standardised(log_mel), groups)),
+          ("chance", chance(groups))]
+
+
+def markdown(rows: list[tuple[str, dict]], n: int, n_groups: int) -> str:
+  lines = [f"Same-group retrieval, leave-one-out over {n} tracks of {n_groups} groups (mean ± standard error):", "",
+           f"| embedding | precision@{K} | 1-NN accuracy |", "|---|---|---|"]
+  for name, r in rows:
+    lines.append(f"| {name} | {r[f'precision_at_{K}']:.3f} ± {r[f'precision_at_{K}_se']:.3f} | "
+                 f"{r['nn_accuracy']:.3f} ± {r['nn_accuracy_se']:.3f} |")
+  return "\n".join(lines)
+
+
+def benchmark(root: str, workdirs: list[str], out: str = "") -> str:
+  """Decodes the collection, embeds it with every run and the baselines; the markdown table."""
+  from musicrep_jax.data import audio as audio_lib  # pylint: disable=import-outside-toplevel
+  paths, groups, names = collection(root)
+  tracks, kept, skipped = [], [], []
+  for i, path in enumerate(paths):
+    try:
+      tracks.append(audio_lib.decode(path))
+      kept.append(i)
+    except audio_lib.BadAudio as e:
+      skipped.append(f"{path}: {e}")
+  groups = groups[kept]
+  print(f"{len(tracks)} tracks of {len(names)} groups ({', '.join(names)}); skipped {len(skipped)}", flush=True)
+  for s in skipped:
+    print(f"  skipped {s}")
+  rows = []
+  for workdir in workdirs:
+    rows += rows_for_run(workdir, tracks, groups)
+    print(f"embedded with {workdir}", flush=True)
+  rows += baseline_rows(workdirs[0], tracks, groups)
+  if out:
+    progress.write_json(out, {"tracks": len(tracks), "groups": names, "skipped": skipped, "runs": workdirs,
+                              "rows": dict(rows)})
+  return markdown(rows, len(tracks), len(names))
+
+
+def main(argv):
+  del argv
+  from musicrep_jax import cli_environment  # pylint: disable=import-outside-toplevel
+  cli_environment()
+  logging.set_verbosity(logging.WARNING)  # Orbax is chatty at INFO
+  if not _AUDIO.value or not _RUNS.value:
+    errors.die("error: give --audio=FOLDER (scripts/fetch_game_music.sh makes one) and at least one --run=WORKDIR", 2)
+  table = errors.exit_on_user_error(benchmark, os.path.expanduser(_AUDIO.value),
+                                    [os.path.expanduser(w) for w in _RUNS.value], _OUT.value)
+  print(table)
+
+
+if __name__ == "__main__":
+  app.run(main)
