@@ -62,3 +62,11 @@ def test_standardised_columns_and_a_collection_needs_two_groups(tmp_path):
   assert [p.rsplit("/", 1)[1] for p in paths] == ["a.wav", "b.ogg", "c.flac", "d.mp3"]
   with pytest.raises(real_audio.BenchmarkError, match="not a folder"):
     real_audio.collection(str(tmp_path / "missing"))
+
+
+def test_paired_difference_is_per_query():
+  a = {"precision_at_5_per_query": [0.4, 0.6, 1.0, 0.2]}
+  b = {"precision_at_5_per_query": [0.2, 0.6, 0.6, 0.4]}
+  d = np.array([0.2, 0.0, 0.4, -0.2])
+  got = real_audio.paired_difference(a, b)
+  assert got["difference"] == pytest.approx(d.mean()) and got["difference_se"] == pytest.approx(d.std(ddof=1) / 2)

@@ -68,7 +68,14 @@ def same_group_retrieval(embeddings: np.ndarray, groups: np.ndarray, k: int = K)
   the queries)."""
   nn = metrics.nearest_neighbours(np.asarray(embeddings, np.float32), k)
   same = groups[nn] == groups[:, None]  # [N, k]
-  return {**_mean_se(f"precision_at_{k}", same.mean(1)), **_mean_se("nn_accuracy", same[:, 0].astype(float))}
+  return {**_mean_se(f"precision_at_{k}", same.mean(1)), **_mean_se("nn_accuracy", same[:, 0].astype(float)),
+          f"precision_at_{k}_per_query": same.mean(1).tolist()}
+
+
+def paired_difference(a: dict, b: dict, k: int = K) -> dict:
+  """Precision@k of a minus b, paired by query: the mean difference and its standard error."""
+  d = np.subtract(a[f"precision_at_{k}_per_query"], b[f"precision_at_{k}_per_query"])
+  return _mean_se("difference", d)
 
 
 def chance(groups: np.ndarray, k: int = K) -> dict:
@@ -137,17 +144,24 @@ def baseline_rows(workdir: str, tracks, groups) -> list[tuple[str, dict]]:
   log_mel = _embedder(setup, None, stats)(tracks)  # the evaluation's logmel baseline, window by window
   mfcc = np.stack([mfcc_statistics(t, features.SAMPLE_RATE) for t in tracks])
   return [("untrained network", same_group_retrieval(untrained, groups)),
-          ("MFCC statistics (20 x mean, sd)", same_group_retrieval(standardised(mfcc), groups)),
+          (MFCC, same_group_retrieval(standardised(mfcc), groups)),
           ("log-mel statistics (mean, sd per band)", same_group_retrieval(standardised(log_mel), groups)),
           ("chance", chance(groups))]
 
 
+MFCC = "MFCC statistics (20 x mean, sd)"
+
+
 def markdown(rows: list[tuple[str, dict]], n: int, n_groups: int) -> str:
+  """The table; the last column: precision@5 minus MFCC statistics', paired by query."""
   lines = [f"Same-group retrieval, leave-one-out over {n} tracks of {n_groups} groups (mean ± standard error):", "",
-           f"| embedding | precision@{K} | 1-NN accuracy |", "|---|---|---|"]
+           f"| embedding | precision@{K} | 1-NN accuracy | precision@{K} - MFCC's (paired) |", "|---|---|---|---|"]
+  mfcc = dict(rows).get(MFCC)
   for name, r in rows:
+    d = paired_difference(r, mfcc) if mfcc and name not in (MFCC, "chance") else None
+    paired = "-" if d is None else f"{d['difference']:+.3f} ± {d['difference_se']:.3f}"
     lines.append(f"| {name} | {r[f'precision_at_{K}']:.3f} ± {r[f'precision_at_{K}_se']:.3f} | "
-                 f"{r['nn_accuracy']:.3f} ± {r['nn_accuracy_se']:.3f} |")
+                 f"{r['nn_accuracy']:.3f} ± {r['nn_accuracy_se']:.3f} | {paired} |")
   return "\n".join(lines)
 
 
