@@ -57,8 +57,9 @@ def test_standardised_columns_and_a_collection_needs_two_groups(tmp_path):
   (tmp_path / "two" / "deeper").mkdir(parents=True)
   for name in ("c.flac", "deeper/d.mp3"):
     (tmp_path / "two" / name).write_bytes(b"")
-  paths, groups, names = real_audio.collection(str(tmp_path))
+  paths, groups, names, skipped = real_audio.collection(str(tmp_path))
   assert names == ["one", "two"] and list(groups) == [0, 0, 1, 1]
+  assert list(skipped) == [str(tmp_path / "one" / "notes.txt")]  # left out, and named
   assert [p.rsplit("/", 1)[1] for p in paths] == ["a.wav", "b.ogg", "c.flac", "d.mp3"]
   with pytest.raises(real_audio.BenchmarkError, match="not a folder"):
     real_audio.collection(str(tmp_path / "missing"))

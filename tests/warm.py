@@ -55,7 +55,6 @@ class Proc:
   def __init__(self, args, out: str, err: str):
     self.args, self.out, self.err = args, out, err
     self.pid, self.returncode = None, None
-    self.cpu_s = 0.0  # the command's CPU seconds (with its own children's), once it has ended
     self._started, self._done = threading.Event(), threading.Event()
 
   def poll(self):
@@ -107,7 +106,7 @@ class Server:
         proc.pid = reply["pid"]
         proc._started.set()  # pylint: disable=protected-access
       else:
-        proc.returncode, proc.cpu_s = reply["exit"], reply["cpu_s"]
+        proc.returncode = reply["exit"]
         self.cpu_s += reply["cpu_s"]
         proc._done.set()  # pylint: disable=protected-access
 

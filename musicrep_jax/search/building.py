@@ -48,7 +48,7 @@ def audio_tree(root: str) -> tuple[list[str], dict[str, str]]:
   return sorted(found), skipped
 
 
-def _candidates(audio_dir: str) -> tuple[list[str], np.ndarray, dict[str, str]]:
+def audio_files(audio_dir: str) -> tuple[list[str], np.ndarray, dict[str, str]]:
   """(audio files, their (size, mtime_ns) [N, 2], {skipped path: reason}) under audio_dir."""
   found, skipped = audio_tree(audio_dir)
   files, stamps = [], []
@@ -102,7 +102,7 @@ def build(model, audio_dir: str, path: str, batch_files: int = 16, verbose: bool
 
 def _build(model, audio_dir, path, old, batch_files, verbose, replace) -> Index:
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
-  files, stamps, skipped = _candidates(audio_dir)
+  files, stamps, skipped = audio_files(audio_dir)
   dropped = sorted(set(old.files) - set(files)) if old is not None else []
   if dropped and not replace:
     raise SearchError(f"{path} holds {len(dropped)} file(s) that --audio={audio_dir} does not have (e.g. "

@@ -30,8 +30,10 @@ import numpy as np
 from musicrep_jax import errors
 from musicrep_jax import metrics
 from musicrep_jax import progress
+from musicrep_jax.progress import printable
 
 K = 5
+MFCC = "MFCC statistics (20 x mean, sd)"  # the row the paired column compares against
 _AUDIO = flags.DEFINE_string("audio", None, "A folder with one sub-folder of audio files per group.")
 _RUNS = flags.DEFINE_multi_string("run", [], "A trained run's workdir (repeat for several).")
 _OUT = flags.DEFINE_string("out", "", "Also write the figures to this JSON file.")
@@ -41,18 +43,25 @@ class BenchmarkError(errors.UserError):
   """Bad input to the benchmark; the message says what to do."""
 
 
-def collection(root: str) -> tuple[list[str], np.ndarray, list[str]]:
-  """The audio files under root/<group>/ (sorted), each file's group index, and the
-  groups' names; refuses a folder with fewer than two groups of two files."""
-  from musicrep_jax.data import audio as audio_lib  # pylint: disable=import-outside-toplevel
+def collection(root: str) -> tuple[list[str], np.ndarray, list[str], dict[str, str]]:
+  """The audio files under root/<group>/ (sorted, as `search index` finds them: nothing
+  outside the folder, and every file left out named with its reason; hidden folders
+  such as the fetch script's .debs are not groups), each file's group
+  index, the groups' names and {left-out path: reason}; refuses a folder with fewer than
+  two groups of two files."""
+  from musicrep_jax.search import building  # pylint: disable=import-outside-toplevel
   if not os.path.isdir(root):
     raise BenchmarkError(f"--audio={root} is not a folder: run `bash scripts/fetch_game_music.sh {root}` first")
-  paths, groups, names = [], [], []
-  for name in sorted(os.listdir(root)):
+  paths, groups, names, skipped = [], [], [], {}
+  for name in sorted(n for n in os.listdir(root) if not n.startswith(".")):  # hidden: the script's .debs
     folder = os.path.join(root, name)
+    if os.path.islink(folder):  # as search's audio_tree: never followed, never passed over in silence
+      skipped[folder] = "a link to a folder (not followed: it may lead outside the folder)"
+      continue
     if not os.path.isdir(folder):
       continue
-    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs if audio_lib.is_audio(f))
+    files, _, left_out = building.audio_files(folder)
+    skipped.update(left_out)
     if len(files) >= 2:
       names.append(name)
       paths += files
@@ -60,7 +69,7 @@ def collection(root: str) -> tuple[list[str], np.ndarray, list[str]]:
   if len(names) < 2:
     raise BenchmarkError(f"--audio={root} has {len(names)} sub-folder(s) with two or more audio files; "
                          "give a folder with one sub-folder per group")
-  return paths, np.array(groups), names
+  return paths, np.array(groups), names, skipped
 
 
 def same_group_retrieval(embeddings: np.ndarray, groups: np.ndarray, k: int = K) -> dict:
@@ -107,13 +116,14 @@ def mfcc_statistics(track: np.ndarray, sample_rate: int, n_mfcc: int = 20) -> np
   return np.concatenate([m.mean(1), m.std(1)])
 
 
-def _embedder(setup, state, embed_fn=None):
-  """int16 tracks -> [N, D] song embeddings (the mean over 3-s windows) by the model's
-  embed_fn(state, audio), or by another function of the windows."""
+def _statistics_embedder(setup, stats_fn):
+  """int16 tracks -> [N, D]: stats_fn(audio) of each 3-s window, averaged over the
+  track's windows, as a model's song embedding is (evaluate.song_embeddings)."""
   import types  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
   from musicrep_jax import evaluate, windows  # pylint: disable=import-outside-toplevel
-  fn = types.SimpleNamespace(config=setup.config, embed_fn=embed_fn or setup.embed_fn)  # what song_embeddings reads
-  return lambda tracks: evaluate.song_embeddings(fn, state, windows.array_windows(
+  fn = types.SimpleNamespace(config=setup.config, embed_fn=jax.jit(lambda state, audio: stats_fn(audio)))
+  return lambda tracks: evaluate.song_embeddings(fn, None, windows.array_windows(
       tracks, crop_len=setup.crop_len, batch_size=setup.config.eval.batch_size))[0]
 
 
@@ -121,7 +131,7 @@ def rows_for_run(workdir: str, tracks, groups) -> list[tuple[str, dict]]:
   """The run's rows: its whole embedding, then each category subspace of a disentangled model."""
   from musicrep_jax.search import trained  # pylint: disable=import-outside-toplevel
   model = trained.Model.load(workdir)
-  song = _embedder(model.setup, model.state)(tracks)
+  song = model.embed(tracks)
   name = os.path.basename(os.path.normpath(workdir))
   rows = [(f"{name}: whole embedding", same_group_retrieval(song, groups))]
   if model.disentangled:
@@ -133,23 +143,20 @@ def rows_for_run(workdir: str, tracks, groups) -> list[tuple[str, dict]]:
 
 def baseline_rows(workdir: str, tracks, groups) -> list[tuple[str, dict]]:
   """Untrained network (the run's config and seed), MFCC and log-mel statistics, chance."""
-  import jax  # pylint: disable=import-outside-toplevel
   from musicrep_jax import baselines  # pylint: disable=import-outside-toplevel
   from musicrep_jax import model as model_lib  # pylint: disable=import-outside-toplevel
   from musicrep_jax.data import features  # pylint: disable=import-outside-toplevel
+  from musicrep_jax.search import trained  # pylint: disable=import-outside-toplevel
   setup = model_lib.Model(*model_lib.read_workdir(workdir))
-  untrained = _embedder(setup, setup.init_state(setup.config.train.seed))(tracks)
-
-  stats = jax.jit(lambda state, audio: baselines.log_mel_statistics(setup.log_mel, audio))
-  log_mel = _embedder(setup, None, stats)(tracks)  # the evaluation's logmel baseline, window by window
+  untrained = trained.Model(setup, setup.init_state(setup.config.train.seed), None, workdir).embed(tracks)
+  # the evaluation's logmel baseline, window by window
+  log_mel = _statistics_embedder(setup, lambda audio: baselines.log_mel_statistics(setup.log_mel, audio))(tracks)
   mfcc = np.stack([mfcc_statistics(t, features.SAMPLE_RATE) for t in tracks])
   return [("untrained network", same_group_retrieval(untrained, groups)),
           (MFCC, same_group_retrieval(standardised(mfcc), groups)),
           ("log-mel statistics (mean, sd per band)", same_group_retrieval(standardised(log_mel), groups)),
           ("chance", chance(groups))]
 
-
-MFCC = "MFCC statistics (20 x mean, sd)"
 
 
 def markdown(rows: list[tuple[str, dict]], n: int, n_groups: int) -> str:
@@ -168,18 +175,19 @@ def markdown(rows: list[tuple[str, dict]], n: int, n_groups: int) -> str:
 def benchmark(root: str, workdirs: list[str], out: str = "") -> str:
   """Decodes the collection, embeds it with every run and the baselines; the markdown table."""
   from musicrep_jax.data import audio as audio_lib  # pylint: disable=import-outside-toplevel
-  paths, groups, names = collection(root)
-  tracks, kept, skipped = [], [], []
+  paths, groups, names, skipped = collection(root)
+  tracks, kept = [], []
   for i, path in enumerate(paths):
     try:
       tracks.append(audio_lib.decode(path))
       kept.append(i)
     except audio_lib.BadAudio as e:
-      skipped.append(f"{path}: {e}")
+      skipped[path] = str(e)
   groups = groups[kept]
-  print(f"{len(tracks)} tracks of {len(names)} groups ({', '.join(names)}); skipped {len(skipped)}", flush=True)
-  for s in skipped:
-    print(f"  skipped {s}")
+  print(f"{len(tracks)} tracks of {len(names)} groups ({printable(', '.join(names))}); skipped {len(skipped)}",
+        flush=True)
+  for path, why in sorted(skipped.items()):
+    print(f"  skipped {printable(path)}: {printable(why)}")
   rows = []
   for workdir in workdirs:
     rows += rows_for_run(workdir, tracks, groups)
