@@ -22,10 +22,10 @@ run: install
 	$(PY) -m musicrep_jax.main --config=$(CONFIG) --workdir=$(WORKDIR) --config.data_dir=$(DATA_DIR)
 
 test: install
-	$(PY) -m pytest -q -n 2 --durations=15 tests
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=15 tests
 
 test-fast: install  # unit tests only (no end-to-end subprocess runs): under 2 minutes
-	$(PY) -m pytest -q -n 2 -m "not slow" tests
+	$(PY) -m pytest -q -n 2 --dist worksteal -m "not slow" tests
 
 clean:
 	rm -rf $(VENV) runs

@@ -43,6 +43,19 @@ def shared_dir(tmp_path_factory, name):
   return path
 
 
+def made_once(tmp_path_factory, name, make):
+  """A folder shared by the session's test workers, filled by make(folder) once: by the
+  first worker to get here, while the others wait for it. For what a module's tests only
+  read: with `--dist worksteal` a module's tests run on either worker."""
+  path = shared_dir(tmp_path_factory, name)
+  with open(path / ".lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (path / ".made").exists():
+      make(path)
+      (path / ".made").write_text("")
+  return path
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
   """A data_dir holding synth_music:smoke, built once per session under a file lock."""
@@ -157,6 +170,30 @@ def _cpu_seconds() -> float:
   import resource  # pylint: disable=import-outside-toplevel
   own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
   return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + (_WARM[0].cpu_s if _WARM else 0.0)
+
+
+COSTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "costs.jsonl")
+
+
+def pytest_collection_modifyitems(config, items):
+  """Costliest first, dealt alternately into the two halves of the collection: `make
+  test` runs `-n 2 --dist worksteal`, which gives each worker one half and lets an idle
+  worker take the cheapest tests left at the end of the other's, so both cores stay busy
+  to the end. The costs are the CPU seconds of a recorded run (tests/costs.jsonl, written
+  by MUSICREP_JAX_TEST_CPU; the last line of a test counts); a test not in it counts as
+  the median recorded test of its kind (slow or not)."""
+  del config
+  import json  # pylint: disable=import-outside-toplevel
+  import statistics  # pylint: disable=import-outside-toplevel
+  recorded = {}
+  if os.path.exists(COSTS):
+    with open(COSTS) as f:
+      recorded = {r["test"]: r["cpu_s"] for r in map(json.loads, filter(str.strip, f))}
+  slow = {item.nodeid: item.get_closest_marker("slow") is not None for item in items}
+  default = {kind: statistics.median([c for t, c in recorded.items() if slow.get(t) == kind] or [0.0])
+             for kind in (True, False)}
+  ranked = sorted(items, key=lambda item: -recorded.get(item.nodeid, default[slow[item.nodeid]]))
+  items[:] = ranked[0::2] + ranked[1::2]
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import run_module, run_python, start
+from conftest import made_once, run_module, run_python, start
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the real commands
 
@@ -33,9 +33,9 @@ def curve(workdir):
 
 @pytest.fixture(scope="module")
 def reference(data_dir, tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("reference")
-  run_module("musicrep_jax.main", *args(workdir, data_dir))
-  return workdir
+  """The uninterrupted run the others are compared with (one for the session's workers)."""
+  root = made_once(tmp_path_factory, "reliability", lambda root: run_module("musicrep_jax.main", *args(root / "run", data_dir)))
+  return root / "run"
 
 
 def test_another_seed_gives_another_loss_curve(reference, data_dir, tmp_path):

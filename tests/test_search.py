@@ -7,16 +7,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import run_module, run_python
+from conftest import made_once, run_module, run_python
 
 
 @pytest.fixture(scope="module")
 def collection(data_dir, tmp_path_factory):
   """A trained proxy_dis smoke model and the dataset's train and test tracks as WAV files
-  named <track>_<mood>.wav, plus one broken file."""
+  named <track>_<mood>.wav, plus one broken file (made once for the session's workers)."""
+  root = made_once(tmp_path_factory, "search", lambda root: _make_collection(root, data_dir))
+  return root / "run", root / "music", root
+
+
+def _make_collection(root, data_dir):
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   from musicrep_jax.data import features, registry  # pylint: disable=import-outside-toplevel
-  root = tmp_path_factory.mktemp("search")
   workdir, audio = root / "run", root / "music"
   # 10 epochs: the 3 of the smoke preset leave the subspaces too close to chance to test.
   run_module("musicrep_jax.main", "--config=configs/proxy_dis.py:smoke", f"--workdir={workdir}",
@@ -28,7 +32,6 @@ def collection(data_dir, tmp_path_factory):
     for ex in tfds.as_numpy(builder.as_dataset(split=split)):
       sf.write(audio / "sub" / f"{ex['track_id'].decode()}_{moods[ex['mood'][0]]}.wav", ex["audio"], 16000)
   (audio / "broken.mp3").write_bytes(os.urandom(3000))
-  return workdir, audio, root
 
 
 @pytest.mark.slow

@@ -47,14 +47,8 @@ def run(module, *args):
 def world(data_dir, tmp_path_factory):
   """A trained smoke run, a folder of music, its index, and a tagged_folder corpus: made
   once per session, by the first test worker to get here (the others wait for it)."""
-  import fcntl  # pylint: disable=import-outside-toplevel
-  from conftest import shared_dir  # pylint: disable=import-outside-toplevel
-  root = shared_dir(tmp_path_factory, "world")
-  with open(root / ".lock", "w") as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    if not (root / "done").exists():
-      _make_world(root, data_dir)
-      (root / "done").write_text("")
+  from conftest import made_once  # pylint: disable=import-outside-toplevel
+  root = made_once(tmp_path_factory, "world", lambda root: _make_world(root, data_dir))
   return {"root": root, "data": data_dir, "run": root / "run", "music": root / "music", "index": root / "music.npz",
           "other_run": root / "other_run", "corpus": root / "corpus"}
 
