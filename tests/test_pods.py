@@ -17,12 +17,13 @@ from conftest import start, xla_flags
 pytestmark = pytest.mark.slow  # end-to-end runs of the real command
 
 EPOCH = 8  # steps per epoch of the smoke preset
-# Only the numbers compared are computed: no validation-quality pass, two evaluation tasks.
-# The grace period is long enough for a save on a loaded machine: when it runs out, process
-# 0 exits without a save, as it should, and process 1 then dies with the coordinator.
+# Only the numbers compared are computed: no validation-quality pass (so the loss-based
+# stopping rule, which needs none), two evaluation tasks. The grace period is long enough
+# for a save on a loaded machine: when it runs out, process 0 exits without a save, as it
+# should, and process 1 then dies with the coordinator.
 ARGS = ("--config=configs/triplet_dis.py:smoke", "--config.train.max_epochs=4", "--config.train.log_every_steps=1",
         "--config.train.checkpoint_every_steps=5", "--config.train.validation_quality=false",
-        "--config.train.preemption_grace_s=120",
+        "--config.train.select_by=loss", "--config.train.preemption_grace_s=120",
         "--config.eval.tasks=('tagging','track_triplets')", "--heartbeat_timeout_s=10")
 
 

@@ -228,14 +228,14 @@ def test_every_category_is_audible_to_a_linear_probe():
   another): a logistic regression on log-mel statistics, 5-fold cross-validated, names
   each category's tag at least twice as often as chance, and tells each instrument's
   presence from its absence (balanced accuracy) better than chance on average."""
+  import multiprocessing  # pylint: disable=import-outside-toplevel
   from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
   from sklearn.metrics import balanced_accuracy_score  # pylint: disable=import-outside-toplevel
   from sklearn.model_selection import cross_val_predict  # pylint: disable=import-outside-toplevel
   from sklearn.pipeline import make_pipeline  # pylint: disable=import-outside-toplevel
   from sklearn.preprocessing import StandardScaler  # pylint: disable=import-outside-toplevel
-  # In this process: the suite's other worker keeps the second core busy, and a pool's
-  # fresh interpreters would import TensorFlow and librosa again.
-  rows = [_render_features(seed) for seed in range(70_000, 70_400)]
+  with multiprocessing.get_context("spawn").Pool(2) as pool:
+    rows = pool.map(_render_features, range(70_000, 70_400))
   x = np.stack([f for f, _ in rows])
   probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=0.5))
   scores = {}
