@@ -14,8 +14,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # command it starts. Compiling is most of a smoke run's cost on a CPU (a fresh checkout has
 # no compiled program in its cache): level 0 compiles a smoke run's programs in about two
 # thirds of the time, and the older generator compiles the update step in a third of
-# that (triplet_dis smoke: 2.0-2.3 CPU-s against 6.3-6.4, its init 1.6-1.8 against
-# 2.7-3.1, two alternating rounds). The programs run slower, which tiny batches do not
+# that (triplet_dis smoke: 2.0-2.3 CPU-s against 6.3-6.7, its init 1.6-1.8 against
+# 2.7-3.1, three alternating rounds of scripts/compile_cost.py). The programs run slower, which tiny batches do not
 # feel, and round differently: a smoke run's figures move in their third decimal (its
 # losses by up to 2% after 24 steps), so every test compares runs made under these same
 # flags, never with a figure of the benchmarks or of a command outside the tests, which
