@@ -73,6 +73,12 @@ class Setup(model_lib.Model):
     return jax.jit(lambda s, b, rng: self.loss(s["params"], s["batch_stats"], b, rng, False)[0],
                    in_shardings=(self.replicated, self.data_sharded, None))
 
+  def abstract_batch(self) -> dict:
+    """Shapes, dtypes and shardings of a global training batch, for lowering the update."""
+    b = self.config.train.batch_size
+    return {"audio": jax.ShapeDtypeStruct((b, self.crops, self.crop_len), jnp.int16, sharding=self.data_sharded),
+            "labels": jax.ShapeDtypeStruct((b, len(self.tag_names)), jnp.float32, sharding=self.data_sharded)}
+
   def global_batch(self, host_batch: dict) -> dict:
     return {k: jax.make_array_from_process_local_data(self.data_sharded, v) for k, v in host_batch.items()}
 
@@ -140,13 +146,9 @@ def validation_loss(setup: Setup, state, seed: int) -> float:
 def step_flops(setup: Setup, state) -> float | None:
   """FLOPs of one update from XLA's cost analysis of the compiled step: a training cost
   that does not depend on what else the machine is doing (None where XLA gives none)."""
-  t = setup.config.train
-  batch = {"audio": jax.ShapeDtypeStruct((t.batch_size, setup.crops, setup.crop_len), jnp.int16,
-                                         sharding=setup.data_sharded),
-           "labels": jax.ShapeDtypeStruct((t.batch_size, len(setup.tag_names)), jnp.float32,
-                                          sharding=setup.data_sharded)}
   try:
-    cost = setup.update_fn.lower(state, batch, jnp.float32(0), jax.random.key(0)).compile().cost_analysis()
+    lowered = setup.update_fn.lower(state, setup.abstract_batch(), jnp.float32(0), jax.random.key(0))
+    cost = lowered.compile().cost_analysis()
   except Exception:  # pylint: disable=broad-except  # a backend without cost analysis
     return None
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost

@@ -24,12 +24,7 @@ def main(spec: str = "triplet_dis:smoke", data_dir: str = "~/tensorflow_datasets
   name, _, preset = spec.partition(":")
   config = configlib.load(name, preset)
   setup = train.Setup(config, registry.load(config.dataset, os.path.expanduser(data_dir), build=False))
-  state, t = setup.abstract_state(), config.train
-  batch = {"audio": jax.ShapeDtypeStruct((t.batch_size, setup.crops, setup.crop_len), jnp.int16,
-                                         sharding=setup.data_sharded),
-           "labels": jax.ShapeDtypeStruct((t.batch_size, len(setup.tag_names)), jnp.float32,
-                                          sharding=setup.data_sharded)}
-  update = setup.update_fn.lower(state, batch, jnp.float32(0), jax.random.key(0))
+  update = setup.update_fn.lower(setup.abstract_state(), setup.abstract_batch(), jnp.float32(0), jax.random.key(0))
   init = jax.jit(setup._init).lower(jax.random.key(0))  # pylint: disable=protected-access
   costs = {}
   for what, lowered in (("update", update), ("init", init)):

@@ -15,11 +15,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # no compiled program in its cache): level 0 compiles a smoke run's programs in about two
 # thirds of the time, and the older generator compiles the update step in a third of
 # that (triplet_dis smoke: 2.0-2.3 CPU-s against 6.3-6.7, its init 1.6-1.8 against
-# 2.7-3.1, three alternating rounds of scripts/compile_cost.py). The programs run slower, which tiny batches do not
-# feel, and round differently: a smoke run's figures move in their third decimal (its
-# losses by up to 2% after 24 steps), so every test compares runs made under these same
-# flags, never with a figure of the benchmarks or of a command outside the tests, which
-# compile with XLA's defaults.
+# 2.7-3.1, three alternating rounds of scripts/compile_cost.py). The programs run slower,
+# which tiny batches do not feel, and round differently: a smoke run's figures move in
+# their third decimal (its losses by up to 2% after 24 steps), so every test compares runs
+# made under these same flags, never with a figure of the benchmarks or of a command
+# outside the tests, which compile with XLA's defaults.
 SUITE_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SUITE_XLA_FLAGS}".strip()
 
@@ -64,12 +64,8 @@ def made_once(tmp_path_factory, name, make):
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory):
   """A data_dir holding synth_music:smoke, built once per session under a file lock."""
-  path = shared_dir(tmp_path_factory, "tfds")
-  with open(path / ".lock", "w") as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    from musicrep_jax.data import registry  # pylint: disable=import-outside-toplevel
-    registry.load("synth_music:smoke", str(path))
-  return str(path)
+  from musicrep_jax.data import registry  # pylint: disable=import-outside-toplevel
+  return str(made_once(tmp_path_factory, "tfds", lambda path: registry.load("synth_music:smoke", str(path))))
 
 
 @pytest.fixture(scope="session")

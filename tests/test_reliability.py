@@ -34,8 +34,8 @@ def curve(workdir):
 @pytest.fixture(scope="module")
 def reference(data_dir, tmp_path_factory):
   """The uninterrupted run the others are compared with (one for the session's workers)."""
-  root = made_once(tmp_path_factory, "reliability", lambda root: run_module("musicrep_jax.main", *args(root / "run", data_dir)))
-  return root / "run"
+  make = lambda root: run_module("musicrep_jax.main", *args(root / "run", data_dir))
+  return made_once(tmp_path_factory, "reliability", make) / "run"
 
 
 def test_another_seed_gives_another_loss_curve(reference, data_dir, tmp_path):

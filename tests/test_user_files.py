@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO, run_python
+from conftest import REPO, made_once, run_python
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the real commands
 
@@ -47,7 +47,6 @@ def run(module, *args):
 def world(data_dir, tmp_path_factory):
   """A trained smoke run, a folder of music, its index, and a tagged_folder corpus: made
   once per session, by the first test worker to get here (the others wait for it)."""
-  from conftest import made_once  # pylint: disable=import-outside-toplevel
   root = made_once(tmp_path_factory, "world", lambda root: _make_world(root, data_dir))
   return {"root": root, "data": data_dir, "run": root / "run", "music": root / "music", "index": root / "music.npz",
           "other_run": root / "other_run", "corpus": root / "corpus"}
