@@ -177,13 +177,12 @@ COSTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "costs.jsonl")
 
 
 def pytest_collection_modifyitems(config, items):
-  """Costliest first, dealt alternately into the two halves of the collection: `make
-  test` runs `-n 2 --dist worksteal`, which gives each worker one half and lets an idle
-  worker take the cheapest tests left at the end of the other's, so both cores stay busy
-  to the end. The costs are the CPU seconds of a recorded run (tests/costs.jsonl, written
-  by MUSICREP_JAX_TEST_CPU; the last line of a test counts); a test not in it counts as
-  the median recorded test of its kind (slow or not)."""
-  del config
+  """Costliest first, dealt in turn into as many slices of the collection as there are
+  test workers: `make test` runs `-n 2 --dist worksteal`, which gives each worker one
+  slice and lets an idle worker take the cheapest tests left at the end of another's, so
+  every core stays busy to the end. The costs are the CPU seconds of a recorded run
+  (tests/costs.jsonl, written by MUSICREP_JAX_TEST_CPU; the last line of a test counts);
+  a test not in it counts as the median recorded test of its kind (slow or not)."""
   import json  # pylint: disable=import-outside-toplevel
   import statistics  # pylint: disable=import-outside-toplevel
   recorded = {}
@@ -194,7 +193,8 @@ def pytest_collection_modifyitems(config, items):
   default = {kind: statistics.median([c for t, c in recorded.items() if slow.get(t) == kind] or [0.0])
              for kind in (True, False)}
   ranked = sorted(items, key=lambda item: -recorded.get(item.nodeid, default[slow[item.nodeid]]))
-  items[:] = ranked[0::2] + ranked[1::2]
+  n = getattr(config, "workerinput", {}).get("workercount", 1)
+  items[:] = [item for i in range(n) for item in ranked[i::n]]
 
 
 @pytest.hookimpl(hookwrapper=True)
