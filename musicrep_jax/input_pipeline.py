@@ -27,6 +27,18 @@ def _host_split(split: str, process_index: int, process_count: int) -> str:
   return tfds.even_splits(split, n=process_count, drop_remainder=True)[process_index] if process_count > 1 else split
 
 
+def split_dataset(builder, split: str) -> tf.data.Dataset:
+  """builder.as_dataset(split, shuffle_files=False), made once per builder and split in a
+  process and reused (a tf.data dataset can be read any number of times): each call costs
+  about 0.2 CPU-s on this project's 2-core machine and keeps about 7 MB of host memory
+  for the life of the process, and evaluation reads the same splits again and again
+  (`python -m musicrep_jax.tools.perf --memory=...` measures the memory)."""
+  made = vars(builder).setdefault("_musicrep_jax_splits", {})
+  if split not in made:
+    made[split] = builder.as_dataset(split=split, shuffle_files=False)
+  return made[split]
+
+
 def random_crops(audio: tf.Tensor, crop_len: int, k: int, seed: tf.Tensor) -> tf.Tensor:
   """[k, crop_len] excerpts of a 1-D track: one uniform crop (k=1) or k non-overlapping
   crops at uniform offsets inside k equal sections, in random order (k>1)."""
@@ -41,16 +53,14 @@ def random_crops(audio: tf.Tensor, crop_len: int, k: int, seed: tf.Tensor) -> tf
 
 
 class TrackSource:
-  """A host's share of a split, read as up to 16 pieces made once per process; each epoch
-  chains them in an order seeded by (seed, epoch). (Each `as_dataset` call keeps about
-  7 MB of host memory for the life of the process, so one call per epoch would grow
-  without bound over a long run; `python -m musicrep_jax.tools.perf --memory=...` measures it.)"""
+  """A host's share of a split, read as up to 16 pieces made once per process
+  (split_dataset); each epoch chains them in an order seeded by (seed, epoch)."""
 
   def __init__(self, builder, split: str, process_index: int = 0, process_count: int = 1):
     n = builder.info.splits[split].num_examples // process_count
     pieces = max(1, min(16, n // 8))
     names = tfds.even_splits(split, n=pieces * process_count)[process_index * pieces:(process_index + 1) * pieces]
-    self.pieces = [builder.as_dataset(split=name, shuffle_files=False) for name in names]
+    self.pieces = [split_dataset(builder, name) for name in names]
     self.sizes = np.array([builder.info.splits[name].num_examples for name in names])
 
   def epoch(self, seed: int, epoch: int) -> tf.data.Dataset:
@@ -92,7 +102,7 @@ def eval_windows(builder, split: str, *, crop_len: int, batch_size: int, max_win
   nothing; track indices count the tracks of the split in order. meta: a dict that,
   once every batch has been read, holds the tracks' labels, ids and triplet fields, in
   that order (see metadata), from the same read of the split."""
-  ds = builder.as_dataset(split=_host_split(split, process_index, process_count), shuffle_files=False)
+  ds = split_dataset(builder, _host_split(split, process_index, process_count))
   if max_tracks:
     ds = ds.take(max_tracks)
   ds = ds.enumerate()

@@ -1,11 +1,13 @@
-"""CPU and wall seconds of a run's checkpoint operations (musicrep_jax.checkpointing) on
-one config's train state: a save and its wait, the metadata reads and a restore, as a
-run and its evaluation do them, in a scratch folder, twice (the second round is warm).
+"""CPU and wall seconds of the fixed costs that every command pays again, on one config:
+its checkpoint operations (musicrep_jax.checkpointing: a save and its wait, the metadata
+reads and a restore, as a run and its evaluation do them, in a scratch folder) and reads
+of the test split's evaluation windows (input_pipeline.eval_windows, which evaluation
+calls about ten times a run), each twice or three times: the later rounds are warm.
 
-  python scripts/checkpoint_cost.py proxy_dis:smoke
+  python scripts/fixed_costs.py proxy_dis:smoke
 
-Run it before and after a change to checkpointing.py on the same machine; compare CPU
-seconds (wall times move with the load).
+Run it before and after a change on the same machine; compare CPU seconds (wall times
+move with the load).
 """
 
 import os
@@ -14,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from musicrep_jax import configlib, checkpointing, train
+from musicrep_jax import checkpointing, configlib, input_pipeline, train
 from musicrep_jax.data import registry
 
 
@@ -23,7 +25,13 @@ def main(spec: str = "proxy_dis:smoke", data_dir: str = "~/tensorflow_datasets")
   config = configlib.load(name, preset)
   setup = train.Setup(config, registry.load(config.dataset, os.path.expanduser(data_dir), build=False))
   state, abstract = setup.init_state(0), setup.abstract_state()
-  folder = tempfile.mkdtemp(prefix="checkpoint_cost-")
+  for round_ in range(3):
+    cpu, wall = time.process_time(), time.time()
+    for _ in input_pipeline.eval_windows(setup.builder, "test", crop_len=setup.crop_len,
+                                         batch_size=config.eval.batch_size):
+      pass
+    print(f"round {round_} {'eval_windows test':17s} {time.process_time() - cpu:6.3f} CPU-s {time.time() - wall:6.3f} s")
+  folder = tempfile.mkdtemp(prefix="fixed_costs-")
   try:
     for round_ in range(2):
       ckpt = checkpointing.Checkpoints(folder)
