@@ -220,8 +220,11 @@ def test_sigterm_saves_every_run_under_way_and_writes_no_step_costs(data_dir, tm
                f"--data_dir={data_dir}", f"--jobs={jobs}", "--override=train.max_epochs=200",
                "--override=train.plateau_patience=200")
   logs = [tmp_path / "runs" / f"{c}-seed0" / "metrics.jsonl" for c in configs]
+  # Signalled once every run has logged a step (its programs compiled: a signal during a
+  # compilation longer than the grace period ends a run without a save, as it should).
+  logged = lambda l: l.exists() and "\n" in l.read_text()
   deadline = time.time() + 300
-  while time.time() < deadline and not all(l.exists() for l in logs):
+  while time.time() < deadline and not all(logged(l) for l in logs):
     time.sleep(0.5)
   proc.send_signal(signal.SIGTERM)
   stdout, stderr = proc.communicate(timeout=180)

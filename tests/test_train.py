@@ -113,8 +113,8 @@ def test_extended_losses_train_on_a_real_batch(data_dir, smoke_builder, tmp_path
       batch = next(setup.epoch_data("train", 0, 0, config.train.batch_size).as_numpy_iterator())
       embeddings = setup.embed_fn(state, batch["audio"][:, 0])[:, None]  # [B, 1, D]
       head = (state["params"]["tag_weights"], state["params"]["tag_bias"])
-    loss_fn = lambda e, w, b, objective=setup.objective: objective(jax.random.key(0), e, w, b, batch["labels"])[0]
-    loss, grads = jax.jit(jax.value_and_grad(loss_fn, argnums=(0, 1, 2)))(embeddings, *head)
+    loss_fn = lambda e, w, b, labels, objective=setup.objective: objective(jax.random.key(0), e, w, b, labels)[0]
+    loss, grads = jax.jit(jax.value_and_grad(loss_fn, argnums=(0, 1, 2)))(embeddings, *head, batch["labels"])
     assert np.isfinite(float(loss)) and all(np.isfinite(g).all() for g in grads), (name, loss)
     assert np.abs(grads[0]).max() > 0, name  # the loss reaches the network
   config = configlib.load(EXTENDED[1], "smoke")
