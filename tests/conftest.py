@@ -9,6 +9,14 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# librosa's numba functions cache their compiled code (cache=True), by default beside
+# librosa's sources. Numba writes a function's cache files one by one, so two processes
+# compiling the same function at once can leave a mixed pair, and loading it is a
+# segmentation fault (numba/numba#10128; on a fresh machine the two test workers compile
+# librosa at the same time: seen in CI). Each worker, and what it starts, keeps its own
+# cache; a cold one costs a worker about 35 CPU-s the first time it uses librosa.
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "musicrep_jax", "numba",
+                                                      os.environ.get("PYTEST_XDIST_WORKER", "main")))
 # The suite's programs compile at XLA's backend optimisation level 0 and with the CPU
 # backend's older fusion code generator (no fusion emitters), in this process and every
 # command it starts. Compiling is most of a smoke run's cost on a CPU (a fresh checkout has
