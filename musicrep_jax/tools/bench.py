@@ -275,8 +275,8 @@ def write_findings(finished: dict[str, list[str]], results: dict[str, list[dict]
             "family with the best validation quality in --tuned's best.json).\n\n"
             + findings.markdown(findings.evaluate(runs, findings.triplet_claim(metric_models)))
             + "\n## Extended rows\n\n" + findings.markdown(findings.evaluate(runs, findings.EXTENDED))
-            + "\n## Stopped while still rising?\n\n" + findings.still_rising.__doc__.split("\n\n", 1)[1]
-            + "\n" + findings.still_rising_markdown(rising)
+            + "\n## Stopped while still rising?\n\n" + " ".join(findings.still_rising.__doc__.split("\n\n")[0].split())
+            + "\n\n" + findings.still_rising_markdown(rising)
             + "\n## Retrieval by distance (R@1, test split; from each run's distances.json)\n\n"
             + "| model | cosine | euclidean | dot | norm CV | seeds |\n|---|---|---|---|---|---|\n"
             + "\n".join(rows) + "\n")

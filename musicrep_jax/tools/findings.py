@@ -59,7 +59,8 @@ EXTENDED = (
     Finding("Proxy-NCA against the sigmoid proxy loss on retrieval (R@1)", "recall_at_k/1",
             (("proxy_nca", "proxy"), ("proxy_nca_dis", "proxy_dis")), scale=100),
     Finding("Batch-hard triplets against label-conditioned triplets on retrieval (R@1)", "recall_at_k/1",
-            (("triplet_bh", "triplet"), ("triplet_bh_dis", "triplet_dis")), scale=100),
+            (("triplet_bh", "triplet"), ("triplet_bh_dis", "triplet_dis"), ("triplet_bh_soft_dis", "triplet_dis"),
+             ("triplet_bh_soft_dis", "triplet_all_dis")), scale=100),
 )
 
 
@@ -84,7 +85,7 @@ def triplet_claim(metric_models=("triplet_dis", "triplet_dis_paper"), others=("p
 
 def still_rising(curves: dict[str, list[list[tuple[int, float]]]], window: int = 6) -> list[dict]:
   """Was a model stopped while its validation quality still rose? For each model: per
-  seed, the rise over the last `window` epochs projected from a least-squares line
+  seed, the rise over its last epochs (`window`, 6 by default) projected from a least-squares line
   (slope x window), against the seed-to-seed standard deviation of the best validation
   quality. A model is "still rising" when its mean rise exceeds that noise.
 
