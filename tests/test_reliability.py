@@ -84,8 +84,8 @@ def _kill_when(proc, ready, timeout=300):
 def test_sigkill_at_any_moment_then_rerun_matches_an_uninterrupted_run(reference, data_dir, tmp_path):
   rng = random.Random(1234)
   # (kill once this step is logged, only while a checkpoint is being written?): the first
-  # save, a random step, a save in the second epoch, a random step in the third.
-  plan = [(1, True), (rng.randint(4, 10), False), (rng.randint(10, 14), True), (rng.randint(17, 22), False)]
+  # save, a random step, a save in the second epoch; the rerun then trains the third.
+  plan = [(1, True), (rng.randint(4, 10), False), (rng.randint(10, 14), True)]
   kills, mid_save = 0, 0
   for step, in_save in plan:
     since = time.time()
@@ -95,7 +95,7 @@ def test_sigkill_at_any_moment_then_rerun_matches_an_uninterrupted_run(reference
     assert killed or (in_save and proc.returncode == 0), proc.output()[1][-3000:]
     kills += killed
     mid_save += killed and _saving(tmp_path, since)  # the partial checkpoint is still on disk
-  assert kills >= 3 and mid_save >= 1, (kills, mid_save)
+  assert kills >= 2 and mid_save >= 1, (kills, mid_save)
   final = run_module("musicrep_jax.main", *args(tmp_path, data_dir))
   assert "resuming from step" in final.stdout
   assert curve(tmp_path) == curve(reference)
