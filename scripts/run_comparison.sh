@@ -13,10 +13,16 @@ bench=("$PY" -m musicrep_jax.tools.bench --preset=default --data_dir="$DATA" --j
        --tuned=docs/results/tuning/best.json)
 # 1. Every family at its tuned setting, 3 seeds, under the common stopping rule.
 "${bench[@]}" --configs=tuned --seeds=3 --out=docs/results/tuned
-# 2. Convergence: a triplet, a proxy and a classifier, and the best new family, trained longer.
-"${bench[@]}" --configs=triplet_dis,proxy_dis,class_dis,triplet_all_dis --seeds=3 --nostep_cost \
+# 2. Convergence: a triplet, a proxy, the best new family and the new family the tuned runs
+#    flag as still rising (findings.md), trained longer.
+"${bench[@]}" --configs=triplet_dis,proxy_dis,triplet_all_dis,multi_similarity_dis --seeds=3 --nostep_cost \
   --override=train.plateau_patience=6 --override=train.max_reductions=3 \
   --out=docs/results/tuned_longer --convergence=docs/results/tuned
+# 2b. The stopping rule's own effect: the paper's models at their tuned settings, stopped and
+#     selected by their own validation loss (the untuned comparison's rule) instead of by
+#     validation quality; findings.md of both folders says whether a verdict changes.
+"${bench[@]}" --configs=paper --seeds=3 \
+  --nostep_cost --override=train.select_by=loss --out=docs/results/tuned_loss_rule
 # 3. When does metric learning win: the four other conditions, the same models and settings.
 for condition in open_set labels_10 labels_30 missing_30; do
   "${bench[@]}" --configs=triplet_dis,proxy_dis,class_dis,class_vanilla,triplet_all_dis --seeds=3 --nostep_cost \
