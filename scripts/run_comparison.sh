@@ -23,9 +23,10 @@ bench=("$PY" -m musicrep_jax.tools.bench --preset=default --data_dir="$DATA" --j
 #     validation quality; findings.md of both folders says whether a verdict changes.
 "${bench[@]}" --configs=paper --seeds=3 \
   --nostep_cost --override=train.select_by=loss --out=docs/results/tuned_loss_rule
-# 3. When does metric learning win: the four other conditions, the same models and settings.
+# 3. When does metric learning win: the four other conditions, the same models and settings,
+#    and the baselines (random, untrained, log-mel) in each.
 for condition in open_set labels_10 labels_30 missing_30; do
-  "${bench[@]}" --configs=triplet_dis,proxy_dis,class_dis,class_vanilla,triplet_all_dis --seeds=3 --nostep_cost \
+  "${bench[@]}" --configs=baselines,triplet_dis,proxy_dis,class_dis,class_vanilla,triplet_all_dis --seeds=3 --nostep_cost \
     --condition="$condition" --out="docs/results/when/$condition"
 done
 mkdir -p docs/results/when && ln -sfn ../tuned docs/results/when/full  # the full-label condition is step 1
