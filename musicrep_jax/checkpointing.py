@@ -174,13 +174,17 @@ class Checkpoints:
     self.best = _manager(os.path.join(workdir, "best"), max_to_keep=1)
 
   def save(self, step: int, state: Any, meta: dict, *, best: bool = False) -> None:
-    """Starts writing step `step` (asynchronously); a failed write (this one's or an
+    """Starts writing step `step` (asynchronously), in place of a checkpoint of the same
+    step (a preemption at an epoch's last step saves it before the epoch's validation, and
+    the rerun saves it again with the epoch's metadata; should this write fail, the older
+    checkpoint it would have followed is the newest). A failed write (this one's or an
     earlier one's) surfaces here or in wait() as a CheckpointError."""
     args = _save_args(state, meta)
     with self._errors():
-      self.latest.save(step, args=args, force=True)
-      if best:
-        self.best.save(step, args=args, force=True)
+      for manager in (self.latest, self.best) if best else (self.latest,):
+        if step in manager.all_steps():
+          manager.delete(step)
+        manager.save(step, args=args, force=True)
 
   @contextlib.contextmanager
   def _errors(self):

@@ -246,6 +246,39 @@ def test_signal_saves_and_the_rerun_resumes(signum, status, data_dir, tmp_path):
   assert f"resuming from step {step}" in again.stdout
 
 
+# `main` as its command line runs it, with one change: a SIGTERM arrives just as the first
+# epoch's last step (8 on the smoke preset) has trained, before the epoch's validation.
+SIGTERM_AT_EPOCH_END = """
+import os, runpy, signal, sys
+from musicrep_jax import preemption
+reached = preemption.Notice.reached
+def reached_after_a_sigterm_at_8(self, step):
+  if step == 8:
+    os.kill(os.getpid(), signal.SIGTERM)
+  return reached(self, step)
+preemption.Notice.reached = reached_after_a_sigterm_at_8
+sys.argv[0] = "main"
+runpy.run_module("musicrep_jax.main", run_name="__main__")
+"""
+
+
+def test_a_preemption_at_an_epochs_last_step_resumes_into_its_validation(data_dir, tmp_path):
+  """The preemption saves the epoch's last step before the epoch is validated; the rerun
+  validates it and saves that step again, with the epoch's metadata (it failed with
+  Orbax's "Checkpoint for step ... already exists"), and goes on to the end."""
+  args = main_args("proxy_dis.py:smoke", tmp_path, data_dir)
+  first = run_python("-c", SIGTERM_AT_EPOCH_END, *args, check=False)
+  assert first.returncode == 143 and "SIGTERM: saved step 8;" in first.stdout, first.stdout[-2000:] + first.stderr[-2000:]
+  assert "epoch 0:" not in first.stdout  # stopped before the validation
+  again = run_module("musicrep_jax.main", *args)
+  assert "resuming from step 8 (epoch 0)" in again.stdout and "epoch 0: val loss" in again.stdout
+  lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  assert [l["epoch"] for l in lines if "val_loss" in l] == [0, 1, 2]  # each epoch validated once
+  # Logged every 4 steps and at the step-10 save, each once: no step trained twice.
+  assert [l["step"] for l in lines if "loss" in l] == [4, 8, 10, 12, 16, 20, 24]
+  assert json.load(open(tmp_path / "train_summary.json"))["steps_run"] == 24
+
+
 def test_metric_writer_in_object_store_mode_rewrites_the_file_and_keeps_a_resume_consistent(tmp_path):
   # The mode used for gs:// workdirs (no appends), through the same etils.epath layer, here on a local path.
   from musicrep_jax import progress  # pylint: disable=import-outside-toplevel
