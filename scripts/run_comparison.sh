@@ -18,6 +18,14 @@ bench=("$PY" -m musicrep_jax.tools.bench --preset=default --data_dir="$DATA" --j
 "${bench[@]}" --configs=triplet_dis,proxy_dis,triplet_all_dis,multi_similarity_dis --seeds=3 --nostep_cost \
   --override=train.plateau_patience=6 --override=train.max_reductions=3 \
   --out=docs/results/tuned_longer --convergence=docs/results/tuned
+# The steps below compare under the tuned schedule: they wait until convergence.md says it is
+# converged for every family and figure (seed 0 of triplet_dis and proxy_dis said it is not).
+if [ ! -f docs/results/tuned_longer/convergence.md ] ||
+   grep -q "not converged\|inconclusive" docs/results/tuned_longer/convergence.md; then
+  echo "stopped: the tuned schedule is not converged (docs/results/tuned_longer/convergence.md); steps 2b" \
+       "and 3 need the schedule the comparison will use" >&2
+  exit 3
+fi
 # 2b. The stopping rule's own effect: the paper's models at their tuned settings, stopped and
 #     selected by their own validation loss (the untuned comparison's rule) instead of by
 #     validation quality; findings.md of both folders says whether a verdict changes.
