@@ -63,6 +63,9 @@ def main(argv):
       if key in rows:
         continue
       trial_dir = os.path.join(_TUNING.value, family, key)
+      if not os.path.isdir(os.path.join(trial_dir, "best")):
+        sys.exit(f"error: {trial_dir} has no best checkpoint on this machine (checkpoints are not committed): "
+                 f"run scripts/collapse.py where the search ran, or drop {family} from --families")
       setup = _setup(family, record["params"])
       state, _ = setup.restore(trial_dir)
       rows[key] = {"params": record["params"], "step": int(state["step"]), **_validation_stats(setup, state),
