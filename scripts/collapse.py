@@ -45,9 +45,9 @@ def _validation_stats(setup, state) -> dict:
 
 
 def _curve(trial_dir: str) -> list[list[float]]:
-  with open(os.path.join(trial_dir, "metrics.jsonl")) as f:
-    rows = [json.loads(line) for line in f]
-  return [[r["epoch"], r["val_quality"]] for r in rows if "val_quality" in r]
+  """[[epoch, validation quality]]: report.quality_curve, one line per epoch."""
+  from musicrep_jax.tools import report  # pylint: disable=import-outside-toplevel
+  return [[epoch, quality] for epoch, (_, quality) in enumerate(report.quality_curve(trial_dir))]
 
 
 def main(argv):
