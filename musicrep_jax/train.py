@@ -84,7 +84,8 @@ class Setup(model_lib.Model):
 
   @functools.cache  # pylint: disable=method-cache-max-size-none
   def source(self, split: str) -> input_pipeline.TrackSource:
-    return input_pipeline.TrackSource(self.builder, split, jax.process_index(), jax.process_count())
+    return input_pipeline.TrackSource(self.builder, split, jax.process_index(), jax.process_count(),
+                                      in_memory=split == "train")
 
   def epoch_data(self, split: str, epoch: int, seed: int, batch_size: int, repeat: bool = False):
     """One epoch of host batches of `split`, under the run's condition (conditions.py)."""

@@ -123,15 +123,16 @@ def test_sigterm_ends_the_run_within_the_grace_period(data_dir, tmp_path):
 
 
 def test_full_disk_during_a_save_keeps_the_previous_checkpoint(data_dir, tmp_path):
-  run_module("musicrep_jax.main", *args(tmp_path, data_dir, "--config.train.max_epochs=1"))
+  wide = "--config.model.features=32"  # arrays of 91 KB (the smoke model packs into 42 KB, under the limit)
+  run_module("musicrep_jax.main", *args(tmp_path, data_dir, wide, "--config.train.max_epochs=1"))
   steps = sorted(int(s) for s in os.listdir(tmp_path / "checkpoints") if s.isdigit())
   # Files may grow to 48 KB: logs fit, a checkpoint's arrays do not (the writes fail with EFBIG).
-  proc = run_module("musicrep_jax.main", *args(tmp_path, data_dir, "--config.train.max_epochs=2"), fsize=48 << 10,
+  proc = run_module("musicrep_jax.main", *args(tmp_path, data_dir, wide, "--config.train.max_epochs=2"), fsize=48 << 10,
                     check=False)
   assert proc.returncode == 2, proc.stderr[-3000:]
   last = proc.stderr.strip().splitlines()[-1]
   assert last.startswith("error: writing a checkpoint under") and f"(step {steps[-1]}) is intact" in last, last
-  again = run_module("musicrep_jax.main", *args(tmp_path, data_dir, "--config.train.max_epochs=2"))
+  again = run_module("musicrep_jax.main", *args(tmp_path, data_dir, wide, "--config.train.max_epochs=2"))
   assert f"resuming from step {steps[-1]}" in again.stdout
   assert "epoch 1: val loss" in again.stdout
 

@@ -138,6 +138,25 @@ def test_validation_batches_are_read_once_per_run_and_are_every_epochs(data_dir,
   assert not np.array_equal(other[0]["audio"], first[0]["audio"])
 
 
+def test_the_training_split_in_memory_gives_the_streamed_batches(data_dir, smoke_builder, monkeypatch):
+  from musicrep_jax import input_pipeline  # pylint: disable=import-outside-toplevel
+
+  def batches(in_memory, epoch):
+    source = input_pipeline.TrackSource(smoke_builder, "train", in_memory=in_memory)
+    data = input_pipeline.train_dataset(source, batch_size=4, crop_len=4000, crops=2, seed=3, epoch=epoch,
+                                        shuffle_buffer=16, repeat=True)
+    return source, list(data.take(12).as_numpy_iterator())  # 48 crops of 36 tracks: a second pass
+
+  for epoch in (0, 1):
+    kept, got = batches(True, epoch)
+    streamed, want = batches(False, epoch)
+    assert kept.pieces[0] is not streamed.pieces[0]  # read from memory, not from the files
+    for a, b in zip(got, want, strict=True):
+      assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+  monkeypatch.setattr(input_pipeline, "TRAIN_CACHE_BYTES", 1)  # a share larger than the bound streams
+  assert input_pipeline.TrackSource(smoke_builder, "train", in_memory=True).pieces[0] is streamed.pieces[0]
+
+
 STEP_SCRIPT = """
 import numpy as np, jax, jax.numpy as jnp
 from musicrep_jax import configlib, train
