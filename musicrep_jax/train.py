@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import platform
 import signal
 import time
 
@@ -156,6 +157,20 @@ def step_flops(setup: Setup, state) -> float | None:
   return float(cost["flops"]) if cost and "flops" in cost else None
 
 
+def machine() -> str:
+  """The machine a run trains on, e.g. "AMD EPYC, 2 CPUs, 1 cpu device(s), jax 0.10.2": XLA
+  compiles for the processor's instruction set, so the same run sums in another order,
+  and follows another trajectory, on another CPU model (or accelerator)."""
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+  except OSError:
+    pass
+  kind = jax.devices()[0].device_kind
+  return f"{cpu}, {os.cpu_count()} CPUs, {jax.device_count()} {kind} device(s), jax {jax.__version__}"
+
+
 class Preempted(Exception):
   """SIGTERM (a preemption) or SIGINT (Ctrl-C) arrived: the state was saved and the run
   stops; rerunning resumes it. `status`: the process's exit status (143 or 130)."""
@@ -191,6 +206,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
       ckpt.repair_best(int(state["step"]), meta.get("best_step"), abstract)
     else:
       state = setup.init_state(t.seed)
+    here = machine()
+    if here not in meta.setdefault("machines", []):  # every machine the run trained on, in order
+      meta["machines"] = meta["machines"] + [here]
     n_train = builder.info.splits["train"].num_examples * setup.condition["label_fraction"]  # expected labelled tracks
     steps_per_epoch = t.steps_per_epoch or max(1, int(n_train // t.batch_size))
     writer = progress.MetricWriter(workdir, lead, resume_step=int(state["step"]))
@@ -271,5 +289,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
     progress.write_json(os.path.join(workdir, "train_summary.json"),
                         {**{k: meta[k] for k in ("epoch", "schedule", "train_time_s", "epoch_times")},
                          "best_step": meta.get("best_step"), "steps_run": int(state["step"]),
+                         "machines": meta.get("machines", []),
                          "update_compilations": compiled, "flops_per_step": step_flops(setup, state)})
   return meta

@@ -29,6 +29,11 @@ def main_args(config, workdir, data_dir, *extra):
   return ("--config=configs/" + config, f"--workdir={workdir}", f"--config.data_dir={data_dir}", *extra)
 
 
+def jax_version():
+  from importlib import metadata  # pylint: disable=import-outside-toplevel
+  return metadata.version("jax")
+
+
 @pytest.mark.parametrize("config", CONFIGS)
 def test_config_trains_checkpoints_evaluates_and_resumes(config, data_dir, tmp_path):
   workdir, started = tmp_path / config, time.time()
@@ -48,6 +53,7 @@ def test_config_trains_checkpoints_evaluates_and_resumes(config, data_dir, tmp_p
   assert {"step", "loss", "lr", "examples_per_s", "wall_s"} <= set(steps[0])
   summary = json.load(open(workdir / "train_summary.json"))
   assert summary["update_compilations"] == 1  # no recompilation
+  assert len(summary["machines"]) == 1 and summary["machines"][0].endswith(f"jax {jax_version()}")
   assert summary["flops_per_step"] > 0 and summary["steps_run"] == 24 and 8 <= summary["best_step"] <= 24
   val = [l for l in lines if "val_loss" in l]
   assert len(val) == 3 and all(0 <= l["val_roc_auc"] <= 1 and 0 <= l["val_recall_at_1"] <= 1 for l in val)
@@ -76,6 +82,7 @@ def test_config_trains_checkpoints_evaluates_and_resumes(config, data_dir, tmp_p
     assert "resuming from step 24 (epoch 3)" in more.stdout and "epoch 3: val loss" in more.stdout
     summary = json.load(open(workdir / "train_summary.json"))
     assert summary["epoch"] == 4 and len(summary["epoch_times"]) == 4
+    assert len(summary["machines"]) == 1  # resumed on the same machine: listed once
 
 
 @pytest.mark.parametrize("baseline", ["random", "untrained", "logmel"])
