@@ -4,7 +4,9 @@ Training: each host reads its own slice of the split (pieces chained in a seeded
 order, then a shuffle buffer of tracks), takes K random
 3-s excerpts per track (K=2 non-overlapping excerpts for the track regulariser) and
 batches them; an epoch is one pass over the host's tracks. Every random choice is
-seeded by (seed, epoch) so an epoch can be replayed exactly on resume.
+seeded by (seed, epoch) so an epoch can be replayed exactly on resume. A host's share of
+the training split up to TRAIN_CACHE_BYTES is read once per process and kept decoded in
+memory; the batches are the same as streamed.
 Evaluation: every track cut into deterministic non-overlapping windows.
 """
 
