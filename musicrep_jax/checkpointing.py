@@ -5,8 +5,9 @@ the plateau schedule and the model's identity}; workdir/best/<step>/ the same fo
 best validation figure. The state is written packed: its leaves concatenated into one
 flat array per dtype (pack_state), since Orbax's cost is per array: a default-preset
 state of 322 arrays took 0.55 CPU-s a save, packed 0.05 (scripts/fixed_costs.py).
-Checkpoints written before packing (one array per leaf) still restore. Orbax writes each step to a temporary folder and renames it
-when complete, so a checkpoint cut off by a kill is never restored.
+Checkpoints written before packing (one array per leaf) still restore. Orbax writes each
+step to a temporary folder and renames it when complete, so a checkpoint cut off by a
+kill is never restored.
 """
 
 from __future__ import annotations

@@ -29,29 +29,25 @@ def _host_split(split: str, process_index: int, process_count: int) -> str:
   return tfds.even_splits(split, n=process_count, drop_remainder=True)[process_index] if process_count > 1 else split
 
 
-def split_dataset(builder, split: str) -> tf.data.Dataset:
+def split_dataset(builder, split: str, in_memory: bool = False) -> tf.data.Dataset:
   """builder.as_dataset(split, shuffle_files=False), made once per builder and split in a
   process and reused (a tf.data dataset can be read any number of times): each call costs
   about 0.2 CPU-s on this project's 2-core machine and keeps about 7 MB of host memory
   for the life of the process, and evaluation reads the same splits again and again
-  (`python -m musicrep_jax.tools.perf --memory=...` measures the memory)."""
+  (`python -m musicrep_jax.tools.perf --memory=...` measures the memory). in_memory: the
+  same examples, read to the end once and kept decoded for the life of the process (a
+  tf.data cache completes only when read to its end, and an epoch reads only part of
+  each piece)."""
   made = vars(builder).setdefault("_musicrep_jax_splits", {})
-  if split not in made:
-    made[split] = builder.as_dataset(split=split, shuffle_files=False)
-  return made[split]
-
-
-def _in_memory(builder, split: str) -> tf.data.Dataset:
-  """split_dataset(builder, split), read to its end once and kept in memory for the life
-  of the process (a tf.data cache completes only when read to its end, and an epoch reads
-  only part of each piece)."""
-  made = vars(builder).setdefault("_musicrep_jax_in_memory", {})
-  if split not in made:
-    ds = split_dataset(builder, split).cache()
-    for _ in ds:
-      pass
-    made[split] = ds
-  return made[split]
+  if (split, in_memory) not in made:
+    if in_memory:
+      ds = split_dataset(builder, split).cache()
+      for _ in ds:
+        pass
+    else:
+      ds = builder.as_dataset(split=split, shuffle_files=False)
+    made[split, in_memory] = ds
+  return made[split, in_memory]
 
 
 def random_crops(audio: tf.Tensor, crop_len: int, k: int, seed: tf.Tensor) -> tf.Tensor:
@@ -87,10 +83,7 @@ class TrackSource:
     names = tfds.even_splits(split, n=pieces * process_count)[process_index * pieces:(process_index + 1) * pieces]
     self.sizes = np.array([builder.info.splits[name].num_examples for name in names])
     share = builder.info.splits[split].num_bytes / process_count  # a sliced split's num_bytes is 0
-    if in_memory and share <= TRAIN_CACHE_BYTES:
-      self.pieces = [_in_memory(builder, name) for name in names]
-    else:
-      self.pieces = [split_dataset(builder, name) for name in names]
+    self.pieces = [split_dataset(builder, name, in_memory and share <= TRAIN_CACHE_BYTES) for name in names]
 
   def epoch(self, seed: int, epoch: int) -> tf.data.Dataset:
     order = np.random.default_rng([seed, epoch]).permutation(len(self.pieces))

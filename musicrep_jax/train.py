@@ -207,8 +207,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
     else:
       state = setup.init_state(t.seed)
     here = machine()
-    if here not in meta.setdefault("machines", []):  # every machine the run trained on, in order
-      meta["machines"] = meta["machines"] + [here]
+    if here not in meta.get("machines", []):  # every machine the run trained on, in order
+      meta = {**meta, "machines": meta.get("machines", []) + [here]}
     n_train = builder.info.splits["train"].num_examples * setup.condition["label_fraction"]  # expected labelled tracks
     steps_per_epoch = t.steps_per_epoch or max(1, int(n_train // t.batch_size))
     writer = progress.MetricWriter(workdir, lead, resume_step=int(state["step"]))
