@@ -43,6 +43,29 @@ class _DropDependencyNoise:
     return not any(n in record.getMessage() for n in self.NOISE)
 
 
+def _tune_malloc() -> None:
+  """glibc's allocator keeps freed memory for reuse instead of returning it to the kernel:
+  one heap (M_ARENA_MAX 1), no mmap for large blocks (M_MMAP_MAX 0), trimming only past
+  2 GiB free (M_TRIM_THRESHOLD). A train step allocates and frees tens of MB of buffers;
+  by default each large one is a fresh mmap whose pages fault in again, which was a quarter
+  of a training run's CPU time on this project's 2-core machine (docs/PERFORMANCE.md). The
+  cost: a process keeps its peak memory. Skipped off glibc, when GLIBC_TUNABLES sets a
+  malloc tunable, or with MUSICREP_JAX_MALLOC_TUNING=0."""
+  import ctypes  # pylint: disable=import-outside-toplevel
+  import ctypes.util  # pylint: disable=import-outside-toplevel
+  if (_os.environ.get("MUSICREP_JAX_MALLOC_TUNING", "1") == "0"
+      or "glibc.malloc" in _os.environ.get("GLIBC_TUNABLES", "")):
+    return
+  try:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    mallopt = libc.mallopt
+  except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to tune
+    return
+  m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8  # glibc's malloc.h
+  for option, value in ((m_arena_max, 1), (m_mmap_max, 0), (m_trim_threshold, 2**31 - 1)):
+    mallopt(option, value)
+
+
 def cli_environment() -> None:
   """The environment of a musicrep_jax command, set before TensorFlow and JAX are imported
   (variables already set are kept):
@@ -60,9 +83,13 @@ def cli_environment() -> None:
     tensorflow"` with and without the setting). TF_USE_LEGACY_KERAS=1 makes it look for
     tf_keras instead, and when that is not installed it loads no Keras at all.
 
+  - glibc's allocator keeps freed memory for the next step (_tune_malloc).
+
   A command runs no user code, so nothing in it needs tf.keras. A plain `import
-  musicrep_jax` does not do this: it would leave tf.keras unusable in the user's process.
+  musicrep_jax` does not do this: it would leave tf.keras unusable in the user's process,
+  and the allocator setting would hold the user's process at its peak memory.
   """
+  _tune_malloc()
   from importlib import util  # pylint: disable=import-outside-toplevel
   env = _os.environ
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
