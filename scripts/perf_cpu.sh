@@ -5,12 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DATA_DIR=${DATA_DIR:-$HOME/tensorflow_datasets}
-TUNED_MALLOC=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736
 lscpu | grep -E "^Model name|^CPU\(s\)"
 for preset in smoke default; do
   $PY -m musicrep_jax.tools.perf --preset=$preset --data_dir="$DATA_DIR"
   $PY -m musicrep_jax.tools.perf --preset=$preset --vs-torch --windows=7 --data_dir="$DATA_DIR"
 done
-# Without the XLA flag musicrep_jax sets, and with glibc's allocator told to keep its memory.
+# Without the XLA flag that musicrep_jax sets, and with glibc's allocator at its default (the
+# commands keep freed memory for reuse, musicrep_jax._tune_malloc).
 MUSICREP_JAX_XLA_TUNING=0 $PY -m musicrep_jax.tools.perf --preset=default --vs-torch --windows=7 --data_dir="$DATA_DIR"
-GLIBC_TUNABLES=$TUNED_MALLOC $PY -m musicrep_jax.tools.perf --preset=default --vs-torch --windows=7 --data_dir="$DATA_DIR"
+MUSICREP_JAX_MALLOC_TUNING=0 $PY -m musicrep_jax.tools.perf --preset=default --vs-torch --windows=7 --data_dir="$DATA_DIR"

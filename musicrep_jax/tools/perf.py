@@ -255,7 +255,8 @@ def main(argv):
   print(f"preset {_PRESET.value} {' '.join(_OVERRIDE.value)} on {jax.device_count()} x "
         f"{jax.devices()[0].device_kind}; median of {_WINDOWS.value} windows of {_STEPS.value} steps; jax "
         f"{jax.__version__}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r} "
-        f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r}")
+        f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r} "
+        f"malloc tuning {'off' if os.environ.get('MUSICREP_JAX_MALLOC_TUNING', '1') == '0' else 'on'}")
   try:
     if _VS_TORCH.value:
       print(f"{'config':<14} {'JAX ex/s':>9} {'PyTorch ex/s':>12} {'JAX/PyTorch':>11} {'(min-max)':>11} "
