@@ -45,8 +45,11 @@ def test_bench_two_seeds_mean_sd_cells_reuse_and_partial_tables(data_dir, tmp_pa
   found = (tmp_path / "findings.md").read_text()
   assert "## The paper's findings" in found and "PARTIAL" not in found  # its pairs need other models: none here
   assert "## The paper's triplet-prediction claim" in found and "| proxy_dis | " in found.split("still rising?")[-1]
+  written = {f: (tmp_path / f).read_bytes() for f in ("table.md", "findings.md", "subspaces.png")}
   second = run_module(*args)
   assert second.stdout.count("reusing") == 4 and "done in" not in second.stdout
+  assert "are as they were written" in second.stdout  # nothing new: the tables keep their bytes
+  assert {f: (tmp_path / f).read_bytes() for f in written} == written
   # A run that is missing (its small files not there): the table is marked partial.
   (tmp_path / "runs" / "proxy_dis-seed1" / "eval.json").unlink()
   third = run_module(*args, "--report_only", f"--control={tmp_path}", f"--convergence={tmp_path}")

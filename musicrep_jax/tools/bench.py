@@ -401,6 +401,13 @@ def main(argv):
   signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C: the runs under way save, the tables are written
   dirs = {n: [run_dir(out, n, s) for s in range(_SEEDS.value)] for n in names}
   failure = None
+  reports = ["table.md", "table.csv", "findings.md"] + (["control.md"] if _CONTROL.value else []) + (
+      ["convergence.md"] if _CONVERGENCE.value else [])
+  # Every run finished before, and its tables written: leave them as they are (committed
+  # tables keep their bytes when a script runs a finished step again); --report_only rewrites.
+  as_written = not _REPORT_ONLY.value and all(os.path.exists(os.path.join(d, "eval.json"))
+                                               for ds in dirs.values() for d in ds) and all(
+                                                   os.path.exists(os.path.join(out, r)) for r in reports)
   if not _REPORT_ONLY.value:
     try:  # seed by seed: one seed of every model is done before a second seed starts
       errors.exit_on_user_error(check_jobs, _JOBS.value)
@@ -408,6 +415,12 @@ def main(argv):
     except (errors.UserError, KeyboardInterrupt) as e:
       stop_running()
       failure = e
+  if as_written and failure is None:
+    for r in [reports[0]] + reports[2:]:  # not the csv
+      print(open(os.path.join(out, r)).read())
+    print(f"[bench] every run was finished: {out}/table.md and the rest are as they were written "
+          "(--report_only writes them again)")
+    return
   interrupted = isinstance(failure, KeyboardInterrupt)
   why = ("interrupted: the runs under way saved their checkpoints; rerun the same command to resume them"
          if interrupted else str(failure))
