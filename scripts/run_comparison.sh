@@ -4,7 +4,7 @@
 # are reused, an interrupted run resumes from its checkpoint, so rerunning this script on
 # any machine continues where the last one stopped. Commit each finished run's small
 # files as it completes (git add docs/results/*/runs/*/ of the runs with an eval.json).
-#   bash scripts/run_comparison.sh [DATA_DIR]        # about 12-15 hours on 2 cores
+#   bash scripts/run_comparison.sh [DATA_DIR]        # hours to days on 2 cores: docs/RESULTS.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-$HOME/tensorflow_datasets}
@@ -30,28 +30,38 @@ p12=(--override=train.plateau_patience=12 --override=train.max_reductions=4 --ov
   --out=docs/results/tuned_p12 --convergence=docs/results/tuned_longer
 # 2d. Its check: the same three families (a triplet, a proxy, the best new family) trained
 #     longer again (patience 24, 5 cuts).
-"${bench[@]}" --configs=triplet_dis,proxy_dis,triplet_all_dis --seeds=3 --nostep_cost \
-  --override=train.plateau_patience=24 --override=train.max_reductions=5 --override=train.max_epochs=800 \
+p24=(--override=train.plateau_patience=24 --override=train.max_reductions=5 --override=train.max_epochs=800)
+"${bench[@]}" --configs=triplet_dis,proxy_dis,triplet_all_dis --seeds=3 --nostep_cost "${p24[@]}" \
   --out=docs/results/tuned_p24 --convergence=docs/results/tuned_p12
-# The steps below compare under that schedule: they wait until the check says it is converged.
-if [ ! -f docs/results/tuned_p24/convergence.md ] ||
-   grep -q "not converged\|inconclusive" docs/results/tuned_p24/convergence.md; then
-  echo "stopped: the comparison's schedule is not converged (docs/results/tuned_p24/convergence.md);" \
-       "the steps below need the schedule the comparison will use" >&2
-  exit 3
+converged() { [ -f "$1/convergence.md" ] && ! grep -q "not converged\|inconclusive" "$1/convergence.md"; }
+# The steps below compare under the first schedule that its check calls converged.
+if converged docs/results/tuned_p24; then
+  schedule=("${p12[@]}") final=docs/results/tuned_p12
+else
+  # 2f. Patience 12 was not: patience 24 becomes the candidate, checked with patience 48 and 6 cuts.
+  p48=(--override=train.plateau_patience=48 --override=train.max_reductions=6 --override=train.max_epochs=1600)
+  "${bench[@]}" --configs=triplet_dis,proxy_dis,triplet_all_dis --seeds=3 --nostep_cost "${p48[@]}" \
+    --out=docs/results/tuned_p48 --convergence=docs/results/tuned_p24
+  if ! converged docs/results/tuned_p48; then
+    echo "stopped: neither patience 12 nor patience 24 is converged (docs/results/tuned_p24/convergence.md," \
+         "docs/results/tuned_p48/convergence.md); the steps below need the schedule the comparison will use" >&2
+    exit 3
+  fi
+  schedule=("${p24[@]}") final=docs/results/tuned_p24
 fi
+echo "the comparison's schedule: ${schedule[*]} (its runs in $final)"
 # 2e. The final comparison: every family at its tuned setting under that schedule, 3 seeds.
-"${bench[@]}" --configs=tuned --seeds=3 "${p12[@]}" --out=docs/results/tuned_p12
+"${bench[@]}" --configs=tuned --seeds=3 "${schedule[@]}" --out="$final"
 # 2b. The stopping rule's own effect: the paper's models at their tuned settings, stopped and
 #     selected by their own validation loss (the untuned comparison's rule) instead of by
 #     validation quality; findings.md of both folders says whether a verdict changes.
 "${bench[@]}" --configs=paper --seeds=3 \
-  --nostep_cost "${p12[@]}" --override=train.select_by=loss --out=docs/results/tuned_loss_rule
+  --nostep_cost "${schedule[@]}" --override=train.select_by=loss --out=docs/results/tuned_loss_rule
 # 3. When does metric learning win: the four other conditions, the same models and settings,
 #    and the baselines (random, untrained, log-mel) in each.
 for condition in open_set labels_10 labels_30 missing_30; do
   "${bench[@]}" --configs=baselines,triplet_dis,proxy_dis,class_dis,class_vanilla,triplet_all_dis --seeds=3 --nostep_cost \
-    --condition="$condition" "${p12[@]}" --out="docs/results/when/$condition"
+    --condition="$condition" "${schedule[@]}" --out="docs/results/when/$condition"
 done
-mkdir -p docs/results/when && ln -sfn ../tuned_p12 docs/results/when/full  # the full-label condition is step 2e
+mkdir -p docs/results/when && ln -sfn "../$(basename "$final")" docs/results/when/full  # the full-label condition is 2e
 "$PY" -m musicrep_jax.tools.bench --out=docs/results/when --when
