@@ -6,14 +6,13 @@ CPU backend runs faster, and tested against the textbook form in tests/test_mode
 1x1 convolutions are dense layers over the channel axis; max-pooling is a separable max
 over strided slices (one reduction when window == stride); the stem normalises after its
 2x2 pooling (PooledBatchNorm); the stride-2 convolutions' input gradient is one stride-1
-convolution of the four polyphase sub-kernels (strided_conv); the stem's and the blocks'
-outputs are computed once and stored (materialize). The figures are in docs/PERFORMANCE.md.
+convolution of the four polyphase sub-kernels (strided_conv). The figures are in
+docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from typing import Sequence
 
 import flax.linen as nn
@@ -83,23 +82,6 @@ def _patch_max_bwd(window, res, g):
 
 
 _patch_max.defvjp(_patch_max_fwd, _patch_max_bwd)
-
-
-def materialize(x: jax.Array) -> jax.Array:
-  """x itself, computed once and stored, on a single CPU device: the identity written as a
-  conditional on a value known only at run time, which XLA's fusion passes do not see
-  through. Without it XLA's CPU backend copies cheap element-wise producers into each
-  consumer: the stem's pooled normalisation was recomputed from its full-resolution input
-  inside the layout transpose of the stride-2 convolutions' kernel gradients; the step
-  runs about 1.1x faster with it. It sums nothing itself, but XLA then fuses other ops in
-  another order, so results differ in the last bits. Elsewhere (GPU, TPU, or several
-  devices, where the predicate would need a collective), or with
-  MUSICREP_JAX_STORE_OUTPUTS=0 (the code of runs made before it), it returns x."""
-  if (jax.default_backend() != "cpu" or jax.device_count() > 1
-      or os.environ.get("MUSICREP_JAX_STORE_OUTPUTS", "1") == "0"):
-    return x
-  first = x.reshape(-1)[0]  # the branches must differ, or XLA merges them: v + 0 is v, NaN included
-  return jax.lax.cond(first == first, lambda v: v, lambda v: v + 0, x)
 
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
@@ -232,7 +214,7 @@ class Stem(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool):
     x = nn.Conv(self.features, (5, 5), padding="SAME", use_bias=False, dtype=self.dtype)(x)
-    return materialize(PooledBatchNorm(2, dtype=self.dtype, name="BatchNorm_0")(x, train))
+    return PooledBatchNorm(2, dtype=self.dtype, name="BatchNorm_0")(x, train)
 
 
 class InceptionBlock(nn.Module):
@@ -272,7 +254,7 @@ class Inception(nn.Module):
   def __call__(self, x, train: bool):
     x = Stem(self.stem_features, self.dtype, name="ConvBN_0")(x.astype(self.dtype), train)
     for _ in range(self.blocks):
-      x = materialize(InceptionBlock(self.features, self.dtype)(x, train))
+      x = InceptionBlock(self.features, self.dtype)(x, train)
     # The paper does not say how the remaining time/frequency axes are pooled: mean and max.
     x = jnp.concatenate([x.mean(axis=(1, 2)), x.max(axis=(1, 2))], axis=-1)
     if not self.hidden:

@@ -9,10 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-$HOME/tensorflow_datasets}
 PY=${PY:-.venv/bin/python}
-# One code for every run of the comparison: its first runs were made before the model stored
-# its block outputs (musicrep_jax.models.materialize, the same function to the last bits), and
-# runs on one machine type repeat bit for bit, so the convergence checks pair run with run.
-export MUSICREP_JAX_STORE_OUTPUTS=0
 bench=("$PY" -m musicrep_jax.tools.bench --preset=default --data_dir="$DATA" --jobs="${JOBS:-2}"
        --tuned=docs/results/tuning/best.json)
 # 1. Every family at its tuned setting, 3 seeds, under the common stopping rule.

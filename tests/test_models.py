@@ -141,32 +141,3 @@ def test_stem_is_conv_batch_norm_relu_then_pool(train):
   np.testing.assert_array_equal(np.asarray(out), np.asarray(out_ref))
   jax.tree.map(np.testing.assert_array_equal, new, new_ref)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), grads, grads_ref)
-
-
-def test_materialize_is_the_identity_that_xla_keeps(monkeypatch):
-  """materialize returns x bit for bit (NaN included) with the identity as its gradient, stays
-  in the compiled step as a conditional on one CPU device (else the lever is gone), and the
-  encoder computes the same outputs and gradients as with a plain identity in its place."""
-  x = jax.random.normal(jax.random.key(0), (2, 5, 4, 3)).at[1, 2, 3, 0].set(jnp.nan)
-  np.testing.assert_array_equal(np.asarray(models.materialize(x)), np.asarray(x))
-  np.testing.assert_array_equal(np.asarray(jax.grad(lambda v: jnp.sum(models.materialize(v) * 3.0))(x)),
-                                np.full(x.shape, 3.0))
-  step = jax.jit(jax.grad(lambda v: jnp.sum(models.materialize(v * 2.0) ** 2)))
-  assert step.lower(x).compile().as_text().count("conditional(") == 2  # forward and backward
-  monkeypatch.setenv("MUSICREP_JAX_STORE_OUTPUTS", "0")  # the code of earlier runs
-  assert jax.jit(lambda v: models.materialize(v) * 2.0).lower(x).compile().as_text().count("conditional(") == 0
-  monkeypatch.delenv("MUSICREP_JAX_STORE_OUTPUTS")
-
-  model = models.MusicEncoder(num_tags=5, subspace_dims=(4, 4), stem_features=4, features=8, blocks=2)
-  spec = jax.random.normal(jax.random.key(1), (2, 16, 12, 1))
-  v = model.init(jax.random.key(2), spec, train=True)
-
-  def loss(params):
-    out, _ = model.apply({**v, "params": params}, spec, train=True, mutable=["batch_stats"])
-    return jnp.sum(out * jnp.arange(out.size).reshape(out.shape) / out.size)
-
-  value, grads = jax.jit(jax.value_and_grad(loss))(v["params"])
-  monkeypatch.setattr(models, "materialize", lambda a: a)
-  value_ref, grads_ref = jax.jit(jax.value_and_grad(loss))(v["params"])
-  np.testing.assert_allclose(float(value), float(value_ref), rtol=1e-6)  # other fusions sum in another order:
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), grads, grads_ref)
