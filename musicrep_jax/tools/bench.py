@@ -401,13 +401,13 @@ def main(argv):
   signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C: the runs under way save, the tables are written
   dirs = {n: [run_dir(out, n, s) for s in range(_SEEDS.value)] for n in names}
   failure = None
-  reports = ["table.md", "table.csv", "findings.md"] + (["control.md"] if _CONTROL.value else []) + (
-      ["convergence.md"] if _CONVERGENCE.value else [])
+  shown = ["table.md", "findings.md"] + (["control.md"] if _CONTROL.value else []) + (
+      ["convergence.md"] if _CONVERGENCE.value else [])  # the reports printed at the end
   # Every run finished before, and its tables written: leave them as they are (committed
   # tables keep their bytes when a script runs a finished step again); --report_only rewrites.
-  as_written = not _REPORT_ONLY.value and all(os.path.exists(os.path.join(d, "eval.json"))
-                                               for ds in dirs.values() for d in ds) and all(
-                                                   os.path.exists(os.path.join(out, r)) for r in reports)
+  finished_before = all(os.path.exists(os.path.join(d, "eval.json")) for ds in dirs.values() for d in ds)
+  as_written = (not _REPORT_ONLY.value and finished_before
+                and all(os.path.exists(os.path.join(out, r)) for r in shown + ["table.csv"]))
   if not _REPORT_ONLY.value:
     try:  # seed by seed: one seed of every model is done before a second seed starts
       errors.exit_on_user_error(check_jobs, _JOBS.value)
@@ -416,7 +416,7 @@ def main(argv):
       stop_running()
       failure = e
   if as_written and failure is None:
-    for r in [reports[0]] + reports[2:]:  # not the csv
+    for r in shown:
       print(open(os.path.join(out, r)).read())
     print(f"[bench] every run was finished: {out}/table.md and the rest are as they were written "
           "(--report_only writes them again)")
@@ -449,12 +449,8 @@ def main(argv):
   if _CONVERGENCE.value:
     errors.exit_on_user_error(write_convergence, out, os.path.abspath(os.path.expanduser(_CONVERGENCE.value)),
                               _CONVERGENCE.value)
-  print(open(os.path.join(out, "table.md")).read())
-  print(open(os.path.join(out, "findings.md")).read())
-  if _CONTROL.value:
-    print(open(os.path.join(out, "control.md")).read())
-  if _CONVERGENCE.value:
-    print(open(os.path.join(out, "convergence.md")).read())
+  for r in shown:
+    print(open(os.path.join(out, r)).read())
   print(f"[bench] wrote {out}/table.md, table.csv and plots" + (f"; PARTIAL: {len(missing)} run(s) missing" if missing else ""))
   if failure is not None:
     print(f"error: {why}", file=sys.stderr)
