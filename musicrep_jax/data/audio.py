@@ -56,7 +56,7 @@ def _read_ffmpeg(path: str, max_seconds: float | None) -> tuple[np.ndarray, int]
   import av  # pylint: disable=import-outside-toplevel
   with av.open(path) as container:
     if not container.streams.audio:
-      raise BadAudio("the file has no audio stream")
+      raise BadAudio("not a readable audio file (it has no audio stream)")
     stream = container.streams.audio[0]
     rate = stream.codec_context.sample_rate or stream.rate
     total = container.duration / 1e6 if container.duration else None
@@ -92,7 +92,7 @@ def decode(path: str, *, sample_rate: int = SAMPLE_RATE, min_seconds: float = 3.
   if not is_audio(path):
     raise BadAudio(unsupported_reason(path))
   readers = ([_read_soundfile, _read_ffmpeg] if path.lower().endswith(SOUNDFILE_EXTENSIONS) else [_read_ffmpeg])
-  first_error = None
+  error = None  # the last reader's (FFmpeg's, which tells more than libsndfile's)
   for read in readers:
     try:
       x, sr = read(path, max_seconds)
@@ -100,10 +100,10 @@ def decode(path: str, *, sample_rate: int = SAMPLE_RATE, min_seconds: float = 3.
     except BadAudio:
       raise
     except Exception as e:  # pylint: disable=broad-except  # decoders raise many types for a bad file
-      first_error = first_error or e
+      error = e
   else:
-    msg = str(first_error).splitlines()[0] if str(first_error) else type(first_error).__name__
-    raise BadAudio(f"not a readable audio file ({msg[:200]})") from first_error
+    msg = str(error).splitlines()[0] if str(error) else type(error).__name__
+    raise BadAudio(f"not a readable audio file ({msg[:200]})") from error
   if x.shape[0] == 0:
     raise BadAudio("empty file (no audio frames)")
   if not np.all(np.isfinite(x)):

@@ -84,8 +84,15 @@ class Model:
         tracks, crop_len=self.setup.crop_len, batch_size=self.config.eval.batch_size))[0]
 
   def embed_files(self, paths: list[str]) -> np.ndarray:
-    """[N, D] song embeddings of audio files; raises audio_lib.BadAudio for a bad file."""
-    return self.embed([audio_lib.decode(p) for p in paths])
+    """[N, D] song embeddings of audio files; raises audio_lib.BadAudio, naming the file, for a
+    bad one."""
+    tracks = []
+    for p in paths:
+      try:
+        tracks.append(audio_lib.decode(p))
+      except audio_lib.BadAudio as e:
+        raise audio_lib.BadAudio(f"{p}: {e}") from e
+    return self.embed(tracks)
 
   def tag_scores(self, embeddings: np.ndarray) -> np.ndarray:
     """[N, T] tag scores: the sigmoid of a classifier / proxy output, or the cosine to the
