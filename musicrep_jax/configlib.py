@@ -32,6 +32,9 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
   c.dataset = "synth_music"
   c.data_dir = "~/tensorflow_datasets"
   c.manual_dir = ""
+  # synth_music rendered with another SF2/SF3 soundfont (a build of its own): e.g.
+  # `--mode=eval` of a run on timbres it never heard (python -m musicrep_jax.data --soundfont=...)
+  c.soundfont = ""
   c.human_triplets = ""  # optional dim-sim style CSV for evaluation
   c.baseline = ""  # "random", "untrained" or "logmel": evaluate that baseline instead of training (baselines.py)
 
@@ -61,6 +64,14 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
                  plateau_factor=5.0, plateau_patience=3, max_reductions=2, seed=0,
                  log_every_steps=10, checkpoint_every_steps=200, shuffle_buffer=512,
                  preemption_grace_s=30.0, validation_quality=True, plateau_threshold=0.002, select_by="quality")
+  # Training-time augmentation (augment.py; off by default, enabled=True for all): each
+  # transform's probability and range, drawn per excerpt inside the jitted step. Gain
+  # +-gain_db; reverb (probability) with a synthetic room of rt60 s at reverb_wet_db;
+  # noise at snr_db; saturate with a tanh drive; eq: eq_bands random gains of +-eq_db;
+  # pitch +-pitch_semitones and tempo +-tempo_range (a fraction), as spectrogram warps.
+  c.augment = dict(enabled=False, gain_db=6.0, reverb=0.5, rt60=(0.2, 1.2), reverb_wet_db=(-12.0, 0.0),
+                   noise=0.5, snr_db=(10.0, 40.0), saturate=0.3, drive=(1.0, 4.0), eq=0.8, eq_db=6.0,
+                   eq_bands=6, pitch=0.5, pitch_semitones=1.0, tempo=0.5, tempo_range=0.08)
   # The training condition (musicrep_jax/conditions.py; bench --condition): held-out tags,
   # a fraction of labelled tracks, dropped positive labels.
   c.condition = dict(open_set=False, label_fraction=1.0, drop_positive=0.0)

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from musicrep_jax import augment as augment_lib
+
 LOG_MEAN, LOG_STD = 0.2, 0.25
 
 
@@ -61,10 +63,20 @@ def power_spectrogram(audio: jax.Array, n_fft: int, hop: int) -> jax.Array:
   return jnp.real(spec) ** 2 + jnp.imag(spec) ** 2
 
 
-def log_mel(audio: jax.Array, *, sample_rate: int, n_fft: int, hop: int, n_mels: int) -> jax.Array:
-  """int16 or float [batch, samples] -> standardised log-mel [batch, frames, n_mels, 1] (NHWC)."""
+def log_mel(audio: jax.Array, *, sample_rate: int, n_fft: int, hop: int, n_mels: int,
+            augment=None) -> jax.Array:
+  """int16 or float [batch, samples] -> standardised log-mel [batch, frames, n_mels, 1] (NHWC).
+
+  augment: optional per-example parameters of augment.draw (training only): the waveform
+  transforms act on the float audio, the spectral ones on the power spectrogram.
+  """
   if audio.dtype == jnp.int16:
     audio = audio.astype(jnp.float32) / 32768.0
-  mel = power_spectrogram(audio, n_fft, hop) @ jnp.asarray(mel_filterbank(sample_rate, n_fft, n_mels))
+  if augment is not None:
+    audio = augment_lib.waveform(audio, augment)
+  power = power_spectrogram(audio, n_fft, hop)
+  if augment is not None:
+    power = augment_lib.spectrum(power, augment, hop / sample_rate)
+  mel = power @ jnp.asarray(mel_filterbank(sample_rate, n_fft, n_mels))
   x = jnp.log10(1.0 + 10.0 * mel)
   return ((x - LOG_MEAN) / LOG_STD)[..., None]

@@ -19,6 +19,7 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from musicrep_jax import augment as augment_lib
 from musicrep_jax import checkpointing
 from musicrep_jax import conditions
 from musicrep_jax import errors
@@ -87,11 +88,13 @@ class Model:
   def identity(self) -> dict:
     return identity(self.config)
 
-  def embed(self, params, batch_stats, audio, train=False):
-    """int16 audio [N, L] -> embeddings [N, D] (and new batch stats when training)."""
+  def embed(self, params, batch_stats, audio, train=False, augment_rng=None):
+    """int16 audio [N, L] -> embeddings [N, D] (and new batch stats when training);
+    augment_rng: draw config.augment's transforms for each excerpt (augment.py)."""
     variables = {"params": params, "batch_stats": batch_stats}
     if train:
-      return self.model.apply(variables, self.log_mel(audio), train=True, mutable=["batch_stats"])
+      aug = None if augment_rng is None else augment_lib.draw(augment_rng, audio.shape[0], self.config.augment)
+      return self.model.apply(variables, self.log_mel(audio, augment=aug), train=True, mutable=["batch_stats"])
     return self.model.apply(variables, self.log_mel(audio), train=False)
 
   @functools.cached_property

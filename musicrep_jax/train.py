@@ -47,7 +47,10 @@ class Setup(model_lib.Model):
       rng, k_sample = jax.random.split(rng)
       index, sample = self.objective.select(k_sample, batch["labels"], k)
       audio, k = audio[index.reshape(-1)], index.shape[1]
-    out = self.embed(params, batch_stats, audio, train=train)
+    augment_rng = None
+    if train and self.config.augment.enabled:
+      rng, augment_rng = jax.random.split(rng)
+    out = self.embed(params, batch_stats, audio, train=train, augment_rng=augment_rng)
     emb, new_stats = (out[0], out[1]["batch_stats"]) if train else (out, batch_stats)
     loss, aux = self.objective(rng, emb.reshape(b, k, -1), params["tag_weights"], params["tag_bias"],
                                batch["labels"], sample)
@@ -110,7 +113,8 @@ def check_config(config, builder=None) -> None:
 
 
 def load_dataset(config):
-  return registry.load(config.dataset, config.data_dir, manual_dir=config.manual_dir)
+  return registry.load(config.dataset, config.data_dir, manual_dir=config.manual_dir,
+                       soundfont=config.get("soundfont", ""))
 
 
 def validation_batches(setup: Setup, seed: int, batch: int):

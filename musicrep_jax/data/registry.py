@@ -28,6 +28,8 @@ def make_builder(dataset: str, data_dir: str, *, manual_dir: str = "", soundfont
   name, _, preset = dataset.partition(":")
   if name not in BUILDERS:
     raise DatasetError(f"unknown dataset {name!r}: choose one of {', '.join(BUILDERS)}")
+  if soundfont and name != "synth_music":
+    raise DatasetError(f"soundfont={soundfont} renders synth_music only; {name} is a corpus of recordings: drop it")
   data_dir = os.path.expanduser(data_dir)
   if os.path.isfile(data_dir):
     raise DatasetError(f"data_dir={data_dir} is a file: give a folder for the datasets")

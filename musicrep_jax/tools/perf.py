@@ -34,7 +34,7 @@ from musicrep_jax import configlib
 from musicrep_jax import errors
 
 _PRESET = flags.DEFINE_enum("preset", "default", ["smoke", "default", "paper"], "Config preset.")
-_CONFIGS = flags.DEFINE_string("configs", "proxy_dis,triplet_dis", "Comma-separated config names.")
+_CONFIGS = flags.DEFINE_string("configs", "proxy_dis,triplet_dis", "Comma-separated config names; name+key=value+... gives one config its own overrides (e.g. proxy_dis+augment.enabled=True).")
 _WINDOWS = flags.DEFINE_integer("windows", 5, "Timed windows per measurement (the median is printed).")
 _STEPS = flags.DEFINE_integer("steps", 5, "Train steps per timed window.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "~/tensorflow_datasets", "Where the datasets live.")
@@ -95,7 +95,8 @@ def _prepare(name: str):
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   from musicrep_jax import train  # pylint: disable=import-outside-toplevel
-  config = configlib.override(configlib.load(name, _PRESET.value), _OVERRIDE.value)
+  base, *own = name.split("+")  # name+key=value+...: that config with its own overrides
+  config = configlib.override(configlib.load(base, _PRESET.value), [*_OVERRIDE.value, *own])
   config.data_dir = _DATA_DIR.value
   setup = train.Setup(config, train.load_dataset(config))
   it = setup.epoch_data("train", 0, 0, config.train.batch_size).repeat().as_numpy_iterator()
