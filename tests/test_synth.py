@@ -261,3 +261,21 @@ def test_decorrelated_smoke_builds_with_the_same_splits(tmp_path, smoke_builder)
   assert {k: v.num_examples for k, v in builder.info.splits.items()} == \
       {k: v.num_examples for k, v in smoke_builder.info.splits.items()}
   assert str(builder.info.version) == "1.1.0"
+
+
+def test_several_soundfonts_render_the_tracks_in_turn(tmp_path):
+  """--soundfont=a,b: a build of its own name, track seed k rendered with the (k mod 2)-th
+  (shown with the bundled soundfont and a copy of it that is corrupted: odd seeds fail)."""
+  broken = tmp_path / "broken.sf2"
+  broken.write_bytes(b"not a soundfont" * 10)
+  cfg = synth_music.make_config("smoke", soundfont=f"default,{broken}")
+  assert cfg.name.startswith("smoke-sf") and cfg.soundfont == f"{synth.default_soundfont()},{broken}"
+  assert synth_music.make_config("smoke").soundfont == ""  # the benchmark's build is unchanged
+  job = lambda seed: ("t", seed, 3.0, {}, features.NO_TRIPLET, synth.PREFERENCE, cfg.soundfont)
+  key, example = synth_music._render_job(job(2))  # pylint: disable=protected-access
+  want = synth.render_track(synth.sample_track_spec(2, 3.0), features.SAMPLE_RATE)
+  assert np.array_equal(example["audio"], want)
+  with pytest.raises(Exception, match="not a readable SF2/SF3 soundfont"):
+    synth_music._render_job(job(3))  # pylint: disable=protected-access
+  with pytest.raises(Exception, match="does not exist"):
+    synth_music.make_config("smoke", soundfont="default,/none.sf2")

@@ -17,7 +17,7 @@ from musicrep_jax.data import registry
 _DATASET = flags.DEFINE_string("dataset", "synth_music", "builder[:preset], e.g. synth_music:smoke.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "~/tensorflow_datasets", "Where datasets live.")
 _MANUAL_DIR = flags.DEFINE_string("manual_dir", "", "The user's copy of a real corpus.")
-_SOUNDFONT = flags.DEFINE_string("soundfont", "", "SF2/SF3 file for synth_music (default: TimGM6mb).")
+_SOUNDFONT = flags.DEFINE_string("soundfont", "", "SF2/SF3 file for synth_music (default: TimGM6mb); several, comma-separated, render the tracks in turn ('default' names TimGM6mb).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of synth_music.")
 _SIZE = flags.DEFINE_integer("size", None, "Training tracks of synth_music (with :large).")
 _WORKERS = flags.DEFINE_integer("workers", 0, "Real corpora: threads decoding audio while the build writes "

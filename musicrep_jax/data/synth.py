@@ -374,7 +374,7 @@ def default_soundfont() -> str:
   return os.path.join(os.path.dirname(pretty_midi.__file__), "TimGM6mb.sf2")
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=8)  # a build may alternate several soundfonts
 def _parsed(soundfont: str):
   """The soundfont parsed once per process: a 148 MB General MIDI soundfont takes about
   a second to parse, far longer than a track takes to render."""

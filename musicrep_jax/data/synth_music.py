@@ -50,7 +50,7 @@ class SynthMusicConfig(tfds.core.BuilderConfig):
   triplets_per_category: int = 500
   preference: float = synth.PREFERENCE  # 0: tags independent of the genre (the decorrelated control)
   seed: int = 0
-  soundfont: str = ""  # empty: pretty_midi's TimGM6mb.sf2
+  soundfont: str = ""  # empty: pretty_midi's TimGM6mb.sf2; several, comma-separated: one per track, in turn
   workers: int = 0  # 0: all cores
 
 
@@ -78,20 +78,27 @@ def make_config(preset: str = "default", *, size: int | None = None, seed: int =
     name += f"-n{size}"
   if seed:
     name += f"-seed{seed}"
-  if soundfont:
-    if not os.path.isfile(soundfont):
-      raise errors.DatasetError(f"--soundfont={soundfont} does not exist: give the path of an SF2 or SF3 file")
-    with open(soundfont, "rb") as f:
-      name += "-sf" + hashlib.sha1(f.read()).hexdigest()[:8]
+  fonts = [synth.default_soundfont() if f == "default" else os.path.abspath(f)
+           for f in soundfont.split(",")] if soundfont else []
+  if fonts:
+    digest = hashlib.sha1()
+    for font in fonts:
+      if not os.path.isfile(font):
+        raise errors.DatasetError(f"--soundfont={font} does not exist: give the path of an SF2 or SF3 file "
+                                  "(several: comma-separated; 'default' is the bundled TimGM6mb)")
+      with open(font, "rb") as f:
+        digest.update(f.read())
+    name += "-sf" + digest.hexdigest()[:8]
   return SynthMusicConfig(name=name, description=f"synth_music preset {preset}", seed=seed,
-                          soundfont=os.path.abspath(soundfont) if soundfont else "", **kwargs)
+                          soundfont=",".join(fonts), **kwargs)
 
 
 def _render_job(job):
   """Worker: (key, spec kwargs, triplet fields) -> (key, example). Top-level for pickling."""
   key, seed, duration, fixed, triplet, preference, soundfont = job
   spec = synth.sample_track_spec(seed, duration, preference=preference, **fixed)
-  audio = synth.render_track(spec, features.SAMPLE_RATE, soundfont or None)
+  fonts = soundfont.split(",")  # several: track seed k renders with the (k mod n)-th
+  audio = synth.render_track(spec, features.SAMPLE_RATE, fonts[seed % len(fonts)] or None)
   tags = {"genre": [spec.genre], "mood": [spec.mood], "instrument": list(spec.instruments), "era": [spec.era]}
   example = dict(audio=audio, track_id=key, triplet=np.array(triplet, np.int32),
                  factors={k: np.float32(v) for k, v in spec.factors().items()},
