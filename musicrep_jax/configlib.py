@@ -72,6 +72,10 @@ def base(arg: str | None = None) -> ml_collections.ConfigDict:
   c.augment = dict(enabled=False, gain_db=6.0, reverb=0.5, rt60=(0.2, 1.2), reverb_wet_db=(-12.0, 0.0),
                    noise=0.5, snr_db=(10.0, 40.0), saturate=0.3, drive=(1.0, 4.0), eq=0.8, eq_db=6.0,
                    eq_bands=6, pitch=0.5, pitch_semitones=1.0, tempo=0.5, tempo_range=0.08)
+  # Unlabelled recordings beside the labelled batches (unlabelled.py; off without a folder):
+  # `tracks` tracks a step, two excerpts each, and weight x the contrastive term
+  # (losses.track_contrastive_loss, at `temperature`) added to the loss.
+  c.unlabelled = dict(folder="", tracks=8, weight=1.0, temperature=0.1)
   # The training condition (musicrep_jax/conditions.py; bench --condition): held-out tags,
   # a fraction of labelled tracks, dropped positive labels.
   c.condition = dict(open_set=False, label_fraction=1.0, drop_positive=0.0)
@@ -203,6 +207,10 @@ def check(config: ml_collections.ConfigDict, devices: int, train_tracks: int | N
   if t.batch_size % devices:
     raise errors.ConfigError(f"config.train.batch_size={t.batch_size} is not divisible by the {devices} devices: "
                              f"use a multiple of {devices}")
+  u = config.unlabelled
+  if u.folder and (u.tracks < 2 or u.tracks % devices or u.temperature <= 0):
+    raise errors.ConfigError(f"config.unlabelled.tracks={u.tracks} must be at least 2 and divisible by the {devices} "
+                             f"devices, and config.unlabelled.temperature={u.temperature} positive")
   from musicrep_jax import objective  # pylint: disable=import-outside-toplevel
   if config.loss.sampler not in objective.SAMPLERS:
     raise errors.ConfigError(f"config.loss.sampler={config.loss.sampler!r} is unknown: choose one of "

@@ -211,6 +211,18 @@ def supervised_contrastive_loss(embeddings, labels, tag_group, group_masks, temp
   return jnp.where(count > 0, loss, 0.0).T, (count > 0).T
 
 
+def track_contrastive_loss(embeddings, temperature: float = 0.1):
+  """NT-Xent (Chen et al. 2020, SimCLR) of two excerpts of each of n tracks [n, 2, D]:
+  each excerpt's one positive is the other excerpt of its track, and the other 2n - 2
+  excerpts are its negatives. It is the supervised contrastive loss above with the track
+  as the only label, over the whole space. Returns the mean over the 2n excerpts."""
+  n, _, d = embeddings.shape
+  labels = jnp.repeat(jnp.eye(n), 2, axis=0)  # [2n, n]: excerpt -> its track
+  loss, _ = supervised_contrastive_loss(embeddings.reshape(2 * n, d), labels, jnp.zeros(n, jnp.int32),
+                                        jnp.ones((1, d)), temperature)
+  return loss.mean()
+
+
 def all_triplet_loss(embeddings, labels, tag_masks, margin: float = 0.1):
   """The label-conditioned triplet loss over every valid triplet of the batch: for each
   anchor a, tag y of a, positive p != a with y and negative n without y,

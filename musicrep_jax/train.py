@@ -20,10 +20,12 @@ from musicrep_jax import configlib
 from musicrep_jax import errors
 from musicrep_jax import evaluate
 from musicrep_jax import input_pipeline
+from musicrep_jax import losses
 from musicrep_jax import model as model_lib
 from musicrep_jax import preemption
 from musicrep_jax import progress
 from musicrep_jax import schedule
+from musicrep_jax import unlabelled
 from musicrep_jax.data import features
 from musicrep_jax.data import registry
 
@@ -47,13 +49,21 @@ class Setup(model_lib.Model):
       rng, k_sample = jax.random.split(rng)
       index, sample = self.objective.select(k_sample, batch["labels"], k)
       audio, k = audio[index.reshape(-1)], index.shape[1]
+    labelled = audio.shape[0]
+    if "unlabelled" in batch:  # [U, 2, L] excerpt pairs of unlabelled recordings, in the same forward pass
+      audio = jnp.concatenate([audio, batch["unlabelled"].reshape(-1, l)])
     augment_rng = None
     if train and self.config.augment.enabled:
       rng, augment_rng = jax.random.split(rng)
     out = self.embed(params, batch_stats, audio, train=train, augment_rng=augment_rng)
     emb, new_stats = (out[0], out[1]["batch_stats"]) if train else (out, batch_stats)
-    loss, aux = self.objective(rng, emb.reshape(b, k, -1), params["tag_weights"], params["tag_bias"],
+    loss, aux = self.objective(rng, emb[:labelled].reshape(b, k, -1), params["tag_weights"], params["tag_bias"],
                                batch["labels"], sample)
+    if "unlabelled" in batch:
+      u = self.config.unlabelled
+      aux["unlabelled_loss"] = losses.track_contrastive_loss(emb[labelled:].reshape(-1, 2, emb.shape[-1]),
+                                                             u.temperature)
+      loss = loss + u.weight * aux["unlabelled_loss"]
     return loss, (aux, new_stats)
 
   def update(self, state, batch, lr, rng):
@@ -80,8 +90,25 @@ class Setup(model_lib.Model):
   def abstract_batch(self) -> dict:
     """Shapes, dtypes and shardings of a global training batch, for lowering the update."""
     b = self.config.train.batch_size
-    return {"audio": jax.ShapeDtypeStruct((b, self.crops, self.crop_len), jnp.int16, sharding=self.data_sharded),
-            "labels": jax.ShapeDtypeStruct((b, len(self.tag_names)), jnp.float32, sharding=self.data_sharded)}
+    batch = {"audio": jax.ShapeDtypeStruct((b, self.crops, self.crop_len), jnp.int16, sharding=self.data_sharded),
+             "labels": jax.ShapeDtypeStruct((b, len(self.tag_names)), jnp.float32, sharding=self.data_sharded)}
+    if self.recordings is not None:
+      batch["unlabelled"] = jax.ShapeDtypeStruct((self.config.unlabelled.tracks, 2, self.crop_len), jnp.int16,
+                                                 sharding=self.data_sharded)
+    return batch
+
+  @functools.cached_property
+  def recordings(self) -> unlabelled.Recordings | None:
+    """config.unlabelled.folder's recordings, decoded once (None without a folder)."""
+    folder = self.config.unlabelled.folder
+    return unlabelled.Recordings(folder, self.crop_len, jax.process_index() == 0) if folder else None
+
+  def with_unlabelled(self, host_batch: dict, step: int) -> dict:
+    """The host batch of `step` with this process's share of the unlabelled excerpt pairs."""
+    if self.recordings is None:
+      return host_batch
+    n = self.config.unlabelled.tracks // jax.process_count()
+    return {**host_batch, "unlabelled": self.recordings.crops(n, self.config.train.seed, step, jax.process_index())}
 
   def global_batch(self, host_batch: dict) -> dict:
     return {k: jax.make_array_from_process_local_data(self.data_sharded, v) for k, v in host_batch.items()}
@@ -226,7 +253,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
       step = logged_step = start_step
       data = setup.epoch_data("train", epoch, t.seed, t.batch_size, repeat=True)
       for b in data.skip(done_in_epoch).take(steps_per_epoch - done_in_epoch).as_numpy_iterator():
-        state, metrics = setup.update_fn(state, setup.global_batch(b), jnp.float32(lr), rng)
+        batch = setup.global_batch(setup.with_unlabelled(b, step))
+        state, metrics = setup.update_fn(state, batch, jnp.float32(lr), rng)
         step += 1
         # The epoch's last step is saved after validation, with the epoch's metadata.
         saving = step % t.checkpoint_every_steps == 0 and step != (epoch + 1) * steps_per_epoch

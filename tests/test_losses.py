@@ -332,3 +332,17 @@ def test_new_objectives_are_the_same_function_with_a_mask():
       values.append(float(obj(jax.random.key(0), jnp.asarray(emb)[:, None], None, None, jnp.asarray(labels))[0]))
     np.testing.assert_allclose(values[0], values[1], rtol=1e-6, err_msg=name)
     assert values[0] > 0, name
+
+
+def test_track_contrastive_is_nt_xent_of_the_excerpt_pairs():
+  """SimCLR's NT-Xent (Chen et al. 2020), written from its formula: for excerpt i of 2n, its
+  positive is the other excerpt of its track, and -log(exp(s_ip/T) / sum_{a != i} exp(s_ia/T))."""
+  emb = np.random.default_rng(3).normal(size=(4, 2, 6)).astype(np.float32)
+  temp = 0.1
+  flat = emb.reshape(8, 6)
+  terms = []
+  for i in range(8):
+    p = i + 1 if i % 2 == 0 else i - 1
+    denom = sum(np.exp(np_cos(flat[i], flat[a]) / temp) for a in range(8) if a != i)
+    terms.append(-np.log(np.exp(np_cos(flat[i], flat[p]) / temp) / denom))
+  np.testing.assert_allclose(losses.track_contrastive_loss(jnp.asarray(emb), temp), np.mean(terms), rtol=1e-5)
