@@ -41,7 +41,7 @@ def evaluate_copy(run: str, soundfont: str, data_dir: str) -> dict:
                  if not isinstance(v, (list, dict))]
     cmd = [sys.executable, "-m", "musicrep_jax.main", "--mode=eval", f"--workdir={copy}",
            f"--config={REPO}/configs/proxy_dis.py", f"--config.data_dir={data_dir}",
-           f"--config.soundfont={soundfont}", "--config.eval.tasks=tagging,retrieval", *overrides]
+           f"--config.soundfont={soundfont}", "--config.eval.tasks=('tagging','retrieval')", *overrides]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return json.load(open(os.path.join(copy, "eval.json")))
 
