@@ -101,7 +101,7 @@ def _prepare(name: str):
   setup = train.Setup(config, train.load_dataset(config))
   it = setup.epoch_data("train", 0, 0, config.train.batch_size).repeat().as_numpy_iterator()
   host = next(it)
-  batch = setup.global_batch(host)
+  batch = setup.global_batch(setup.with_unlabelled(host, 0))  # the training loop's batch
   state = setup.init_state(0)
   lr, rng = jnp.float32(1e-4), jax.random.key(0)
   start = time.perf_counter()
