@@ -19,3 +19,8 @@ bench=("$PY" -m musicrep_jax.tools.bench --preset=default --data_dir="$DATA" --j
 "${bench[@]}" "$timbres" --out=docs/results/levers/timbres
 "${bench[@]}" --override=unlabelled.folder="$UNLABELLED" --out=docs/results/levers/unlabelled
 "${bench[@]}" "$timbres" --override=augment.enabled=True --out=docs/results/levers/augment_timbres
+# Does the schedule hold the levers back? One seed of the default and of augment at patience 12
+# (the comparison's step-2c schedule).
+p12=(--override=train.plateau_patience=12 --override=train.max_reductions=4 --override=train.max_epochs=400)
+"${bench[@]/--seeds=2/--seeds=1}" "${p12[@]}" --out=docs/results/levers/p12_default
+"${bench[@]/--seeds=2/--seeds=1}" "${p12[@]}" --override=augment.enabled=True --out=docs/results/levers/p12_augment
