@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+
 def gain(x: jax.Array, db: jax.Array) -> jax.Array:
   """[N, L] audio scaled by db [N] decibels."""
   return x * (10.0 ** (db / 20.0))[:, None]
@@ -48,7 +49,7 @@ def add_noise(x: jax.Array, noise: jax.Array, snr_db: jax.Array) -> jax.Array:
 
 def saturate(x: jax.Array, drive: jax.Array) -> jax.Array:
   """Soft clipping tanh(d x) / tanh(d), a static compressor of the peaks; drive d [N] >= 1
-  (1: close to the identity for quiet audio, which the `apply` mask makes exact)."""
+  (the excerpts not drawn for it keep their audio: `waveform`'s mask)."""
   d = drive[:, None]
   return jnp.tanh(d * x) / jnp.tanh(d)
 

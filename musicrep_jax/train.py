@@ -140,8 +140,7 @@ def check_config(config, builder=None) -> None:
 
 
 def load_dataset(config):
-  return registry.load(config.dataset, config.data_dir, manual_dir=config.manual_dir,
-                       soundfont=config.get("soundfont", ""))
+  return registry.load(config.dataset, config.data_dir, manual_dir=config.manual_dir, soundfont=config.soundfont)
 
 
 def validation_batches(setup: Setup, seed: int, batch: int):

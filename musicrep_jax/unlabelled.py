@@ -26,12 +26,7 @@ class Recordings:
     if not os.path.isdir(folder):
       raise errors.ConfigError(f"config.unlabelled.folder={folder} is not a folder: give a folder of audio files")
     paths = sorted(os.path.join(d, f) for d, _, files in os.walk(folder) for f in files if audio_lib.is_audio(f))
-    self.tracks, skipped = [], {}
-    for path in paths:
-      try:
-        self.tracks.append(audio_lib.decode(path, min_seconds=crop_len / audio_lib.SAMPLE_RATE))
-      except audio_lib.BadAudio as e:
-        skipped[path] = str(e)
+    self.tracks, _, skipped = audio_lib.decode_all(paths, min_seconds=crop_len / audio_lib.SAMPLE_RATE)
     if len(self.tracks) < 2:
       raise errors.ConfigError(f"config.unlabelled.folder={folder} has {len(self.tracks)} readable audio file(s): "
                                "the contrastive term needs at least 2 tracks")

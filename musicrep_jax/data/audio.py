@@ -119,6 +119,19 @@ def decode(path: str, *, sample_rate: int = SAMPLE_RATE, min_seconds: float = 3.
   return np.round(np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
 
 
+def decode_all(paths: list[str], **kwargs) -> tuple[list[np.ndarray], list[int], dict[str, str]]:
+  """decode() of each path: (the tracks that decode, their indices in `paths`, {path: why}
+  of those that do not)."""
+  tracks, kept, skipped = [], [], {}
+  for i, path in enumerate(paths):
+    try:
+      tracks.append(decode(path, **kwargs))
+      kept.append(i)
+    except BadAudio as e:
+      skipped[path] = str(e)
+  return tracks, kept, skipped
+
+
 # Writers for encode(): libsndfile's formats, and FFmpeg (container, codec) for the rest.
 _FFMPEG_WRITERS = {".mp3": ("mp3", "libmp3lame"), ".opus": ("ogg", "libopus"), ".m4a": ("ipod", "aac"),
                    ".mp4": ("mp4", "aac"), ".aac": ("adts", "aac"), ".wma": ("asf", "wmav2"),

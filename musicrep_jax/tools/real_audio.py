@@ -116,6 +116,13 @@ def mfcc_statistics(track: np.ndarray, sample_rate: int, n_mfcc: int = 20) -> np
   return np.concatenate([m.mean(1), m.std(1)])
 
 
+def mfcc_retrieval(tracks, groups) -> dict:
+  """same_group_retrieval of the standardised MFCC statistics of the int16 16-kHz tracks."""
+  from musicrep_jax.data import features  # pylint: disable=import-outside-toplevel
+  mfcc = np.stack([mfcc_statistics(t, features.SAMPLE_RATE) for t in tracks])
+  return same_group_retrieval(standardised(mfcc), groups)
+
+
 def _statistics_embedder(setup, stats_fn):
   """int16 tracks -> [N, D]: stats_fn(audio) of each 3-s window, averaged over the
   track's windows, as a model's song embedding is (evaluate.song_embeddings)."""
@@ -145,15 +152,13 @@ def baseline_rows(workdir: str, tracks, groups) -> list[tuple[str, dict]]:
   """Untrained network (the run's config and seed), MFCC and log-mel statistics, chance."""
   from musicrep_jax import baselines  # pylint: disable=import-outside-toplevel
   from musicrep_jax import model as model_lib  # pylint: disable=import-outside-toplevel
-  from musicrep_jax.data import features  # pylint: disable=import-outside-toplevel
   from musicrep_jax.search import trained  # pylint: disable=import-outside-toplevel
   setup = model_lib.Model(*model_lib.read_workdir(workdir))
   untrained = trained.Model(setup, setup.init_state(setup.config.train.seed), None, workdir).embed(tracks)
   # the evaluation's logmel baseline, window by window
   log_mel = _statistics_embedder(setup, lambda audio: baselines.log_mel_statistics(setup.log_mel, audio))(tracks)
-  mfcc = np.stack([mfcc_statistics(t, features.SAMPLE_RATE) for t in tracks])
   return [("untrained network", same_group_retrieval(untrained, groups)),
-          (MFCC, same_group_retrieval(standardised(mfcc), groups)),
+          (MFCC, mfcc_retrieval(tracks, groups)),
           ("log-mel statistics (mean, sd per band)", same_group_retrieval(standardised(log_mel), groups)),
           ("chance", chance(groups))]
 
@@ -172,18 +177,18 @@ def markdown(rows: list[tuple[str, dict]], n: int, n_groups: int) -> str:
   return "\n".join(lines)
 
 
-def benchmark(root: str, workdirs: list[str], out: str = "") -> str:
-  """Decodes the collection, embeds it with every run and the baselines; the markdown table."""
+def decoded_collection(root: str) -> tuple[list[np.ndarray], np.ndarray, list[str], dict[str, str]]:
+  """collection(root) decoded as `search` decodes: the tracks that decode, their group
+  indices, the groups' names and {left-out path: reason} (bad files included)."""
   from musicrep_jax.data import audio as audio_lib  # pylint: disable=import-outside-toplevel
   paths, groups, names, skipped = collection(root)
-  tracks, kept = [], []
-  for i, path in enumerate(paths):
-    try:
-      tracks.append(audio_lib.decode(path))
-      kept.append(i)
-    except audio_lib.BadAudio as e:
-      skipped[path] = str(e)
-  groups = groups[kept]
+  tracks, kept, bad = audio_lib.decode_all(paths)
+  return tracks, groups[kept], names, {**skipped, **bad}
+
+
+def benchmark(root: str, workdirs: list[str], out: str = "") -> str:
+  """Decodes the collection, embeds it with every run and the baselines; the markdown table."""
+  tracks, groups, names, skipped = decoded_collection(root)
   print(f"{len(tracks)} tracks of {len(names)} groups ({printable(', '.join(names))}); skipped {len(skipped)}",
         flush=True)
   for path, why in sorted(skipped.items()):
