@@ -50,3 +50,19 @@ def update(state: dict, val_loss: float, epoch: int, *, factor: float, patience:
     else:
       s.update(lr=s["lr"] / factor, reductions=s["reductions"] + 1, bad_epochs=0)
   return s
+
+
+def replay(figures, learning_rate: float, *, factor: float, patience: int, max_reductions: int,
+           threshold: float = 0.0) -> dict:
+  """The schedule run again on a run's logged per-epoch figures (what it minimised, in
+  epoch order): its lr after each epoch, and its best and last epoch. The rule is a pure
+  function of the figures, so a run made with fewer reductions (the same patience)
+  follows the same lrs until its extra reduction would come, and stops there: its best
+  epoch, and so its selected checkpoint, is this replay's with that max_reductions."""
+  s, lrs = init(learning_rate), []
+  for epoch, figure in enumerate(figures):
+    s = update(s, figure, epoch, factor=factor, patience=patience, max_reductions=max_reductions, threshold=threshold)
+    lrs.append(s["lr"])
+    if s["stop"]:
+      break
+  return dict(lrs=lrs, best_epoch=s["best_epoch"], last_epoch=len(lrs) - 1, stopped=s["stop"])
