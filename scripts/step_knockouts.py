@@ -1,0 +1,118 @@
+"""Where a train step's wall time goes (#28): the shipped step against variants, in one
+process, timed windows alternating between them, so that load hits them alike.
+
+A knockout removes work (a gradient stopped, the FFT replaced by a copy of the same
+shape); its speed-up bounds what any faster form of that work could gain. A lever is a
+candidate faster form of the same function.
+
+  python scripts/step_knockouts.py --preset=default --config=proxy_dis \
+    --variants=shipped,no_fft,strided_nograd,stem_nograd,stem_taps [--windows=9 --steps=10]
+
+Variants: shipped; no_fft (the power spectrogram is the squared frames' first
+n_fft // 2 + 1 samples: no FFT); strided_nograd (the stride-2 convolutions' kernels get no
+gradient); stem_nograd (the stem's kernel gets none, so nothing is backpropagated through
+its full-resolution batch norm statistics either); stem_taps (lever: the stem's kernel
+gradient as one matrix product of its 25 shifted inputs with the output gradient).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from musicrep_jax.tools import perf  # pylint: disable=wrong-import-position  (its flags; sets the environment)
+from absl import app, flags  # pylint: disable=wrong-import-position
+
+_CONFIG = flags.DEFINE_string("config", "proxy_dis", "The config to time.")
+_VARIANTS = flags.DEFINE_list("variants", ["shipped", "no_fft", "strided_nograd", "stem_nograd"], "Variants to time.")
+
+
+def _variants():
+  import flax.linen as nn  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from musicrep_jax import frontend, models  # pylint: disable=import-outside-toplevel
+
+  def no_fft(audio, n_fft, hop):
+    x = jnp.pad(audio, ((0, 0), (n_fft // 2, n_fft // 2)))
+    idx = hop * jnp.arange(1 + (x.shape[-1] - n_fft) // hop)[:, None] + jnp.arange(n_fft // 2 + 1)[None, :]
+    return x[:, idx] ** 2
+
+  def conv_same(x, w):
+    return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=models._NHWC)  # pylint: disable=protected-access
+
+  @jax.custom_vjp
+  def taps_conv(x, w):
+    return conv_same(x, w)
+
+  def taps_bwd(res, dy):
+    x, w = res
+    k, _, c, f = w.shape
+    n, h, wd, _ = x.shape
+    xp = jnp.pad(x, ((0, 0), ((k - 1) // 2, k // 2), ((k - 1) // 2, k // 2), (0, 0)))
+    taps = jnp.concatenate([xp[:, i:i + h, j:j + wd] for i in range(k) for j in range(k)], -1)
+    dw = jnp.einsum("nhwt,nhwf->tf", taps, dy).reshape(k, k, c, f)
+    return jax.vjp(lambda x_: conv_same(x_, w), x)[1](dy)[0], dw
+
+  taps_conv.defvjp(lambda x, w: (conv_same(x, w), (x, w)), taps_bwd)
+
+  def stem(conv):
+    class Conv(nn.Module):
+      features: int
+      @nn.compact
+      def __call__(self, x):
+        w = self.param("kernel", nn.initializers.lecun_normal(), (5, 5, x.shape[-1], self.features))
+        return conv(x, w)
+
+    class Stem(nn.Module):
+      features: int
+      dtype: jnp.dtype = jnp.float32
+      @nn.compact
+      def __call__(self, x, train):
+        x = Conv(self.features, name="Conv_0")(x)
+        return models.PooledBatchNorm(2, dtype=self.dtype, name="BatchNorm_0")(x, train)
+    return Stem
+
+  strided = models.strided_conv
+  return {
+      "shipped": {},
+      "no_fft": {(frontend, "power_spectrogram"): no_fft},
+      "strided_nograd": {(models, "strided_conv"): lambda x, w: strided(x, jax.lax.stop_gradient(w))},
+      "stem_nograd": {(models, "Stem"): stem(lambda x, w: conv_same(x, jax.lax.stop_gradient(w)))},
+      "stem_taps": {(models, "Stem"): stem(taps_conv)},
+  }
+
+
+def main(_):
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  variants = _variants()
+  unknown = sorted(set(_VARIANTS.value) - set(variants))
+  if unknown or "shipped" not in _VARIANTS.value:
+    raise app.UsageError(f"--variants: give shipped and any of {sorted(variants)} (unknown: {unknown})")
+  prepared = {}
+  for name in _VARIANTS.value:
+    saved = {k: getattr(*k) for k in variants[name]}
+    for (module, attr), value in variants[name].items():
+      setattr(module, attr, value)
+    try:
+      prepared[name] = perf._prepare(_CONFIG.value)  # traced and compiled with the variant in place  # pylint: disable=protected-access
+    finally:
+      for (module, attr), value in saved.items():
+        setattr(module, attr, value)
+    perf._jax_window(prepared[name], 2)  # pylint: disable=protected-access
+  rates = {n: [] for n in prepared}
+  for _ in range(perf._WINDOWS.value):  # pylint: disable=protected-access
+    for n, p in prepared.items():
+      rates[n].append(perf._jax_window(p, perf._STEPS.value))  # pylint: disable=protected-access
+  base = np.array(rates["shipped"])
+  print(f"{_CONFIG.value}, preset {perf._PRESET.value}: median of {perf._WINDOWS.value} alternating windows of "  # pylint: disable=protected-access
+        f"{perf._STEPS.value} steps")  # pylint: disable=protected-access
+  for n, r in rates.items():
+    print(f"{n:16s} {np.median(r):7.1f} ex/s   x{np.median(np.array(r) / base):.3f} of shipped "
+          f"(per-window ratios {np.min(np.array(r) / base):.2f}-{np.max(np.array(r) / base):.2f})")
+
+
+if __name__ == "__main__":
+  app.run(main)
