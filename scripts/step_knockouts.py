@@ -12,7 +12,9 @@ Variants: shipped; no_fft (the power spectrogram is the squared frames' first
 n_fft // 2 + 1 samples: no FFT); strided_nograd (the stride-2 convolutions' kernels get no
 gradient); stem_nograd (the stem's kernel gets none, so nothing is backpropagated through
 its full-resolution batch norm statistics either); stem_taps (lever: the stem's kernel
-gradient as one matrix product of its 25 shifted inputs with the output gradient).
+gradient as one matrix product of its 25 shifted inputs with the output gradient);
+strided_s2d (lever: the stride-2 convolutions' kernel gradients as stride-1 ones on the
+space-to-depth input).
 """
 
 from __future__ import annotations
@@ -75,8 +77,32 @@ def _variants():
         return models.PooledBatchNorm(2, dtype=self.dtype, name="BatchNorm_0")(x, train)
     return Stem
 
+  def s2d_kernel_gradient(x, dy, k):
+    """The stride-2 convolution's kernel gradient as a stride-1 one on the space-to-depth input."""
+    (top, _), (left, _) = models._s2_pads(x, k)  # pylint: disable=protected-access
+    h, (u, v) = (k + 1) // 2, dy.shape[1:3]
+    xp = jnp.pad(x, ((0, 0), (top, 2 * (u + h - 1) - x.shape[1] - top), (left, 2 * (v + h - 1) - x.shape[2] - left),
+                     (0, 0)))
+    n, hh, ww, c = xp.shape
+    z = xp.reshape(n, hh // 2, 2, ww // 2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, hh // 2, ww // 2, 4 * c)
+    conv = lambda w2: jax.lax.conv_general_dilated(z, w2, (1, 1), "VALID", dimension_numbers=models._NHWC)  # pylint: disable=protected-access
+    d = jax.vjp(conv, jnp.zeros((h, h, 4 * c, dy.shape[-1]), dy.dtype))[1](dy)[0]
+    return d.reshape(h, h, 2, 2, c, -1).transpose(0, 2, 1, 3, 4, 5).reshape(2 * h, 2 * h, c, -1)[:k, :k]
+
+  @jax.custom_vjp
+  def strided_s2d(x, w):
+    return models._conv_s2(x, w)  # pylint: disable=protected-access
+
+  def strided_s2d_bwd(res, dy):
+    x, w = res
+    dx, _ = models._strided_conv_bwd(res, dy)  # pylint: disable=protected-access
+    return dx, s2d_kernel_gradient(x, dy, w.shape[0])
+
+  strided_s2d.defvjp(lambda x, w: (models._conv_s2(x, w), (x, w)), strided_s2d_bwd)  # pylint: disable=protected-access
+
   strided = models.strided_conv
   return {
+      "strided_s2d": {(models, "strided_conv"): strided_s2d},
       "shipped": {},
       "no_fft": {(frontend, "power_spectrogram"): no_fft},
       "strided_nograd": {(models, "strided_conv"): lambda x, w: strided(x, jax.lax.stop_gradient(w))},
