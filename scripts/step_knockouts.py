@@ -14,7 +14,8 @@ gradient); stem_nograd (the stem's kernel gets none, so nothing is backpropagate
 its full-resolution batch norm statistics either); stem_taps (lever: the stem's kernel
 gradient as one matrix product of its 25 shifted inputs with the output gradient);
 strided_s2d (lever: the stride-2 convolutions' kernel gradients as stride-1 ones on the
-space-to-depth input).
+space-to-depth input); xla:OPTION=VALUE (the shipped step compiled with one XLA
+compiler option, e.g. xla:xla_cpu_enable_fast_min_max=true).
 """
 
 from __future__ import annotations
@@ -114,19 +115,26 @@ def _variants():
 def main(_):
   import numpy as np  # pylint: disable=import-outside-toplevel
   variants = _variants()
-  unknown = sorted(set(_VARIANTS.value) - set(variants))
+  unknown = sorted(set(_VARIANTS.value) - set(variants) - {v for v in _VARIANTS.value if v.startswith("xla:")})
   if unknown or "shipped" not in _VARIANTS.value:
     raise app.UsageError(f"--variants: give shipped and any of {sorted(variants)} (unknown: {unknown})")
   prepared = {}
   for name in _VARIANTS.value:
-    saved = {k: getattr(*k) for k in variants[name]}
-    for (module, attr), value in variants[name].items():
+    patches = variants.get(name, {})
+    saved = {k: getattr(*k) for k in patches}
+    for (module, attr), value in patches.items():
       setattr(module, attr, value)
     try:
-      prepared[name] = perf._prepare(_CONFIG.value)  # traced and compiled with the variant in place  # pylint: disable=protected-access
+      prepared[name] = p = perf._prepare(_CONFIG.value)  # traced and compiled with the variant in place  # pylint: disable=protected-access
     finally:
       for (module, attr), value in saved.items():
         setattr(module, attr, value)
+    if name.startswith("xla:"):  # the shipped step compiled with one XLA option
+      key, _, text = name[4:].partition("=")
+      value = {"true": True, "false": False}.get(text.lower(), text)
+      value = value if isinstance(value, bool) or not text.isdigit() else int(text)
+      p["update"] = p["setup"].update_fn.lower(p["state"], p["batch"], p["lr"], p["rng"]).compile(
+          compiler_options={key: value})
     perf._jax_window(prepared[name], 2)  # pylint: disable=protected-access
   rates = {n: [] for n in prepared}
   for _ in range(perf._WINDOWS.value):  # pylint: disable=protected-access
