@@ -38,7 +38,7 @@ class NoIntactCheckpoint(CheckpointError):
   """Every checkpoint of a folder is unreadable."""
 
 
-def _manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
+def _manager(directory: str, max_to_keep: int, barrier_prefix: str | None = None) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       progress.path(directory),
       options=ocp.CheckpointManagerOptions(
@@ -46,7 +46,7 @@ def _manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
           # Both managers save asynchronously, often the same step: with several processes,
           # each needs its own names for the barriers of a save, or the two saves collide.
           multiprocessing_options=ocp.options.MultiprocessingOptions(
-              barrier_sync_key_prefix=os.path.basename(directory))),
+              barrier_sync_key_prefix=barrier_prefix or os.path.basename(directory))),
       item_names=("state", "meta"))
 
 
@@ -246,6 +246,16 @@ def read_newest_meta(workdir: str) -> dict | None:
   return None
 
 
+def _copy_tree(src: epath.Path, dst: epath.Path) -> None:
+  """A folder's files copied under dst (local or object store: one level at a time)."""
+  dst.mkdir(parents=True, exist_ok=True)
+  for f in src.iterdir():
+    if f.is_dir():
+      _copy_tree(f, dst / f.name)
+    else:
+      f.copy(dst / f.name)
+
+
 class Checkpoints:
   """The latest (for resuming) and the best (for evaluation) checkpoints of a workdir."""
 
@@ -265,6 +275,29 @@ class Checkpoints:
         if step in manager.all_steps():
           manager.delete(step)
         manager.save(step, args=args, force=True)
+
+  def keep_fewer_cuts(self, cuts: int, state: Any, meta: dict) -> None:
+    """workdir/fewer_cuts/<cuts>/: the checkpoints of the run that a schedule with `cuts`
+    learning-rate cuts (the same patience) makes. It takes the same steps as this run until
+    this run's cut number cuts + 1 and stops there, so its best/ is a copy of this run's
+    best/ now, and its checkpoints/ is `state` with `meta` (that schedule's state when it
+    stops). `python scripts/fewer_cuts_runs.py` makes runs of that schedule from them."""
+    import jax  # pylint: disable=import-outside-toplevel
+    root = epath.Path(self.best.directory).parent / "fewer_cuts" / str(cuts)
+    with self._errors():
+      self.best.wait_until_finished()
+      step = self.best.latest_step()
+      if jax.process_index() == 0:  # the copy once; the save below by every process, as Orbax saves
+        if root.exists():  # a rerun of the epoch after a kill: made again
+          root.rmtree()
+        if step is not None:
+          _copy_tree(epath.Path(self.best.directory) / str(step), root / "best" / str(step))
+      manager = _manager(str(root / "checkpoints"), max_to_keep=1, barrier_prefix=f"fewer_cuts_{cuts}")
+      try:
+        manager.save(int(state["step"]), args=_save_args(state, meta), force=True)
+        manager.wait_until_finished()
+      finally:
+        manager.close()
 
   @contextlib.contextmanager
   def _errors(self):

@@ -39,22 +39,34 @@ else
   "${bench[@]}" --configs=triplet_dis,proxy_dis,triplet_all_dis --seeds=3 --nostep_cost "${p48[@]}" \
     --out=docs/results/tuned_p48 --convergence=docs/results/tuned_p24
   if ! converged docs/results/tuned_p48; then
-    # 2g. Patience 24 was not either: patience 48 becomes the candidate, checked with patience 96.
-    #     Three cuts, not seven: replayed on their logged figures (scripts/schedule_cuts.py), the
-    #     20 finished runs of tuned_p12/p24/p48 (2026-12-03) select a validation quality at most 0.0025 below their own
-    #     with two cuts, so the third is the check's "one more cut".
+    # 2g. Patience 24 was not either: patience 48 with two cuts becomes the candidate (replayed
+    #     on their logged figures, scripts/schedule_cuts.py, the 20 finished runs of
+    #     tuned_p12/p24/p48 on 2026-12-03 select a validation quality at most 0.0025 below
+    #     their own with two cuts). Its runs: those that the patience-48 runs kept at their third
+    #     cut (fewer_cuts/2, evaluated by scripts/fewer_cuts_runs.py; the same runs as trained
+    #     with two cuts, tests/test_train.py), and the seed-0 runs, which predate that, trained.
+    #     Its check: doubled patience and one more cut, patience 96 with 3 cuts.
+    p48r2=(--override=train.plateau_patience=48 --override=train.max_reductions=2 --override=train.max_epochs=1600)
+    "$PY" scripts/fewer_cuts_runs.py --src=docs/results/tuned_p48 --cuts=2 --out=docs/results/tuned_p48_2cuts \
+      --data_dir="$DATA"
+    "${bench[@]}" --configs=triplet_dis,proxy_dis,triplet_all_dis --seeds=3 --nostep_cost "${p48r2[@]}" \
+      --out=docs/results/tuned_p48_2cuts
     p96=(--override=train.plateau_patience=96 --override=train.max_reductions=3 --override=train.max_epochs=3200)
     "${bench[@]}" --configs=triplet_dis,proxy_dis,triplet_all_dis --seeds=3 --nostep_cost "${p96[@]}" \
-      --out=docs/results/tuned_p96 --convergence=docs/results/tuned_p48
-    echo "stopped: patience 24 is not converged (docs/results/tuned_p48/convergence.md); patience 48's check is" \
-         "docs/results/tuned_p96/convergence.md: choose the comparison's schedule from it before the steps below" >&2
-    exit 3
+      --out=docs/results/tuned_p96 --convergence=docs/results/tuned_p48_2cuts
+    if ! converged docs/results/tuned_p96; then
+      echo "stopped: neither patience 24 nor patience 48 is converged (docs/results/tuned_p48/convergence.md," \
+           "docs/results/tuned_p96/convergence.md): choose a longer schedule before the steps below" >&2
+      exit 3
+    fi
+    schedule=("${p48r2[@]}") final=docs/results/tuned_p48_2cuts
+  else
+    # Patience 24 with two cuts, not five: each of the nine tuned_p24 runs, replayed on its
+    # logged figures (scripts/schedule_cuts.py), selects the same checkpoint with two cuts, in
+    # 74% of the epochs. Those nine are reused as they are; every other run stops at its third cut.
+    schedule=(--override=train.plateau_patience=24 --override=train.max_reductions=2 --override=train.max_epochs=800)
+    final=docs/results/tuned_p24
   fi
-  # Patience 24 with two cuts, not five: each of the nine tuned_p24 runs, replayed on its
-  # logged figures (scripts/schedule_cuts.py), selects the same checkpoint with two cuts, in
-  # 74% of the epochs. Those nine are reused as they are; every other run stops at its third cut.
-  schedule=(--override=train.plateau_patience=24 --override=train.max_reductions=2 --override=train.max_epochs=800)
-  final=docs/results/tuned_p24
 fi
 echo "the comparison's schedule: ${schedule[*]} (its runs in $final)"
 # 2e. The final comparison: every family at its tuned setting under that schedule, 3 seeds.

@@ -324,3 +324,39 @@ def test_metric_writer_in_object_store_mode_rewrites_the_file_and_keeps_a_resume
   progress.write_json(str(tmp_path / "x.json"), {"a": 1})
   assert progress.read_json(str(tmp_path / "x.json")) == {"a": 1} and progress.read_json(str(tmp_path / "no.json")) is None
   assert not [p for p in os.listdir(tmp_path) if ".tmp" in p]  # the temporary files were renamed over
+
+
+def test_each_cut_keeps_the_run_that_a_schedule_with_fewer_cuts_makes(data_dir, tmp_path):
+  """fewer_cuts/<k>/ holds the checkpoints of the run with k cuts; scripts/fewer_cuts_runs.py
+  makes that run's folder from them, and its eval.json is the one of the run trained with k cuts."""
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  from musicrep_jax import schedule  # pylint: disable=import-outside-toplevel
+  from musicrep_jax.evaluate import WALL_TIMES, flatten  # pylint: disable=import-outside-toplevel
+  rule = ("--config.train.max_epochs=8", "--config.train.plateau_patience=1", "--config.train.plateau_threshold=0.0")
+  long_run = tmp_path / "long"
+  run_module("musicrep_jax.main", *main_args("proxy_dis.py:smoke", long_run, data_dir, *rule,
+                                             "--config.train.max_reductions=3"))
+  t = json.load(open(long_run / "config.json"))["train"]
+  epochs = [json.loads(l) for l in open(long_run / "metrics.jsonl") if "val_loss" in l]
+  figures = [schedule.monitored(t["select_by"], e["val_loss"], e) for e in epochs]
+  full = schedule.replay(figures, t["learning_rate"], factor=t["plateau_factor"], patience=1, max_reductions=3)
+  assert full["lrs"] == [e["lr"] for e in epochs]
+  cuts = sum(b < a for a, b in zip([t["learning_rate"]] + full["lrs"], full["lrs"]))
+  assert cuts >= 1, "the run made no cut: nothing to check"
+  assert sorted(os.listdir(long_run / "fewer_cuts")) == [str(k) for k in range(cuts)]
+  for k in range(cuts):  # the best checkpoint of the run that stops at its (k + 1)-th cut
+    fewer = schedule.replay(figures, t["learning_rate"], factor=t["plateau_factor"], patience=1, max_reductions=k)
+    assert os.listdir(long_run / "fewer_cuts" / str(k) / "best") == [str(epochs[fewer["best_epoch"]]["step"])]
+    assert os.listdir(long_run / "fewer_cuts" / str(k) / "checkpoints") == [str(epochs[fewer["last_epoch"]]["step"])]
+  spec = importlib.util.spec_from_file_location("fewer_cuts_runs", os.path.join("scripts", "fewer_cuts_runs.py"))
+  script = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(script)
+  script.derive(str(long_run), str(tmp_path / "derived"), 0, data_dir, model="proxy_dis")
+  direct = tmp_path / "direct"
+  run_module("musicrep_jax.main", *main_args("proxy_dis.py:smoke", direct, data_dir, *rule,
+                                             "--config.train.max_reductions=0"))
+  numbers = lambda run: {k: v for k, v in flatten(json.load(open(run / "eval.json"))).items() if k not in WALL_TIMES}
+  assert numbers(tmp_path / "derived") == numbers(direct)
+  summary = lambda run: {k: v for k, v in json.load(open(run / "train_summary.json")).items()
+                         if k in ("epoch", "schedule", "best_step", "steps_run")}
+  assert summary(tmp_path / "derived") == summary(direct)
