@@ -280,8 +280,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
       epoch_time = time.time() - epoch_start
       before = meta["schedule"]
       rule = dict(factor=t.plateau_factor, patience=t.plateau_patience, threshold=t.plateau_threshold)
-      figure_ = schedule.monitored(t.select_by, val, quality)
-      sched = schedule.update(before, figure_, epoch, max_reductions=t.max_reductions, **rule)
+      watched = schedule.monitored(t.select_by, val, quality)
+      sched = schedule.update(before, watched, epoch, max_reductions=t.max_reductions, **rule)
       improved = sched["best_epoch"] == epoch
       meta = {**meta, "epoch": epoch + 1, "schedule": sched, "train_time_s": meta["train_time_s"] + epoch_time,
               "epoch_times": meta["epoch_times"] + [epoch_time],
@@ -289,7 +289,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
       if sched["reductions"] > before["reductions"]:
         # A cut: a schedule with as many cuts as before it (the same patience) stops here. Its
         # checkpoints (the best, and this epoch's with that schedule's state) go to fewer_cuts/<k>/.
-        stopped = schedule.update(before, figure_, epoch, max_reductions=before["reductions"], **rule)
+        stopped = schedule.update(before, watched, epoch, max_reductions=before["reductions"], **rule)
         ckpt.keep_fewer_cuts(before["reductions"], state, {**meta, "schedule": stopped})
       writer.write(int(state["step"]), epoch=epoch, val_loss=val, lr=sched["lr"], epoch_time_s=epoch_time, **quality)
       figure = (f"val loss {val:.4f}" if t.select_by == "loss" else
