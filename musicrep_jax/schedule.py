@@ -66,3 +66,13 @@ def replay(figures, learning_rate: float, *, factor: float, patience: int, max_r
     if s["stop"]:
       break
   return dict(lrs=lrs, best_epoch=s["best_epoch"], last_epoch=len(lrs) - 1, stopped=s["stop"])
+
+
+def replay_run(train: dict, epochs: list[dict], max_reductions: int | None = None) -> dict:
+  """`replay` on a run's own record: `train` its config.json's "train" section, `epochs`
+  its metrics.jsonl lines that end an epoch (those with "val_loss"), in order; by default
+  with the run's own max_reductions."""
+  figures = [monitored(train["select_by"], e["val_loss"], e) for e in epochs]
+  return replay(figures, train["learning_rate"], factor=train["plateau_factor"], patience=train["plateau_patience"],
+                threshold=train["plateau_threshold"],
+                max_reductions=train["max_reductions"] if max_reductions is None else max_reductions)

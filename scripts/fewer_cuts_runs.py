@@ -55,9 +55,7 @@ def derive(src: str, dest: str, cuts: int, data_dir: str, model: str | None = No
   with open(os.path.join(src, "metrics.jsonl")) as f:
     lines = [json.loads(l) for l in f]
   epochs = [l for l in lines if "val_loss" in l]
-  figures = [schedule.monitored(t["select_by"], e["val_loss"], e) for e in epochs]
-  rule = dict(factor=t["plateau_factor"], patience=t["plateau_patience"], threshold=t["plateau_threshold"])
-  fewer = schedule.replay(figures, t["learning_rate"], max_reductions=cuts, **rule)
+  fewer = schedule.replay_run(t, epochs, max_reductions=cuts)
   if (epochs[fewer["best_epoch"]]["step"], fewer["last_epoch"] + 1) != (meta["best_step"], meta["epoch"]):
     raise SystemExit(f"{kept} holds the run stopped after epoch {meta['epoch'] - 1} with its best at step "
                      f"{meta['best_step']}, but the schedule with {cuts} cuts, replayed on {src}'s figures, stops "

@@ -1,6 +1,6 @@
 """How many learning-rate cuts did each finished run need? (#26: the cost of a schedule)
 
-Replays each run's plateau schedule (musicrep_jax.schedule.replay) on the figures its
+Replays each run's plateau schedule (musicrep_jax.schedule.replay_run) on the figures its
 metrics.jsonl logged, checks that the replay gives the lr the run logged after every
 epoch, then replays it again with fewer cuts (max_reductions). A run with R cuts and the
 same patience takes the same steps until its (R+1)-th cut would come and stops there, so
@@ -30,16 +30,14 @@ def run_cuts(workdir: str) -> dict | None:
   t = json.load(open(os.path.join(workdir, "config.json")))["train"]
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     epochs = [r for r in map(json.loads, f) if "val_loss" in r]
-  figures = [schedule.monitored(t["select_by"], r["val_loss"], r) for r in epochs]
-  rule = dict(factor=t["plateau_factor"], patience=t["plateau_patience"], threshold=t["plateau_threshold"])
-  full = schedule.replay(figures, t["learning_rate"], max_reductions=t["max_reductions"], **rule)
+  full = schedule.replay_run(t, epochs)
   logged = [r["lr"] for r in epochs]
   if len(full["lrs"]) != len(logged) or not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(full["lrs"], logged)):
     return dict(run=os.path.basename(workdir.rstrip("/")), replayable=False)
   quality = [r.get("val_quality") for r in epochs]
   by_cuts = []
   for r in range(t["max_reductions"] + 1):
-    c = schedule.replay(figures, t["learning_rate"], max_reductions=r, **rule)
+    c = schedule.replay_run(t, epochs, max_reductions=r)
     by_cuts.append(dict(cuts=r, epochs=c["last_epoch"] + 1, best_epoch=c["best_epoch"],
                         quality=quality[c["best_epoch"]], same=c["best_epoch"] == full["best_epoch"]))
   return dict(run=os.path.basename(workdir.rstrip("/")), replayable=True, epochs=len(epochs), best_epoch=full["best_epoch"],

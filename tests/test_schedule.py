@@ -31,3 +31,15 @@ def test_schedule_cuts_replays_a_committed_run_and_finds_the_cuts_it_needed():
   assert r["replayable"] and r["epochs"] == 284 and r["best_epoch"] == 187 and r["needed"] == 2
   assert [c["same"] for c in r["by_cuts"]] == [False, False, True, True, True, True]
   assert r["by_cuts"][2]["epochs"] == 212 and r["by_cuts"][5]["epochs"] == 284
+
+
+def test_replay_run_reads_the_rule_from_the_config_and_minimises_negated_quality():
+  train = dict(select_by="quality", learning_rate=1.0, plateau_factor=10.0, plateau_patience=2,
+               plateau_threshold=0.0, max_reductions=2)
+  epochs = [dict(val_loss=0.0, val_quality=-f) for f in [5.0, 4.0, 4.5, 4.2, 3.0, 3.5, 3.6, 3.7, 3.8, 3.9]]
+  by_hand = schedule.replay([5.0, 4.0, 4.5, 4.2, 3.0, 3.5, 3.6, 3.7, 3.8, 3.9], 1.0, factor=10.0, patience=2,
+                            max_reductions=1)
+  assert schedule.replay_run(train, epochs)["lrs"] == [1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01]
+  assert schedule.replay_run(train, epochs, max_reductions=1) == by_hand
+  losses = [dict(e, val_loss=-e["val_quality"], val_quality=0.0) for e in epochs]
+  assert schedule.replay_run(dict(train, select_by="loss"), losses) == schedule.replay_run(train, epochs)

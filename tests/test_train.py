@@ -338,14 +338,14 @@ def test_each_cut_keeps_the_run_that_a_schedule_with_fewer_cuts_makes(data_dir, 
                                              "--config.train.max_reductions=3"))
   t = json.load(open(long_run / "config.json"))["train"]
   epochs = [json.loads(l) for l in open(long_run / "metrics.jsonl") if "val_loss" in l]
-  figures = [schedule.monitored(t["select_by"], e["val_loss"], e) for e in epochs]
-  full = schedule.replay(figures, t["learning_rate"], factor=t["plateau_factor"], patience=1, max_reductions=3)
+  assert (t["plateau_patience"], t["max_reductions"]) == (1, 3)
+  full = schedule.replay_run(t, epochs)
   assert full["lrs"] == [e["lr"] for e in epochs]
   cuts = sum(b < a for a, b in zip([t["learning_rate"]] + full["lrs"], full["lrs"]))
   assert cuts >= 1, "the run made no cut: nothing to check"
   assert sorted(os.listdir(long_run / "fewer_cuts")) == [str(k) for k in range(cuts)]
   for k in range(cuts):  # the best checkpoint of the run that stops at its (k + 1)-th cut
-    fewer = schedule.replay(figures, t["learning_rate"], factor=t["plateau_factor"], patience=1, max_reductions=k)
+    fewer = schedule.replay_run(t, epochs, max_reductions=k)
     assert os.listdir(long_run / "fewer_cuts" / str(k) / "best") == [str(epochs[fewer["best_epoch"]]["step"])]
     assert os.listdir(long_run / "fewer_cuts" / str(k) / "checkpoints") == [str(epochs[fewer["last_epoch"]]["step"])]
   spec = importlib.util.spec_from_file_location("fewer_cuts_runs", os.path.join("scripts", "fewer_cuts_runs.py"))
