@@ -15,7 +15,8 @@ its full-resolution batch norm statistics either); stem_taps (lever: the stem's 
 gradient as one matrix product of its 25 shifted inputs with the output gradient);
 strided_s2d (lever: the stride-2 convolutions' kernel gradients as stride-1 ones on the
 space-to-depth input); xla:OPTION=VALUE (the shipped step compiled with one XLA
-compiler option, e.g. xla:xla_cpu_enable_fast_min_max=true).
+compiler option, e.g. xla:xla_cpu_enable_fast_min_max=true; a list value joined by "+",
+e.g. xla:xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_REDUCE+LIBRARY_FUSION_TYPE_ELTWISE).
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ def main(_):
         setattr(module, attr, value)
     if name.startswith("xla:"):  # the shipped step compiled with one XLA option
       key, _, text = name[4:].partition("=")
+      text = text.replace("+", ",")  # a list value (--variants is itself a comma-separated list)
       value = {"true": True, "false": False}.get(text.lower(), text)
       value = value if isinstance(value, bool) or not text.isdigit() else int(text)
       p["update"] = p["setup"].update_fn.lower(p["state"], p["batch"], p["lr"], p["rng"]).compile(
