@@ -14,7 +14,8 @@ gradient); stem_nograd (the stem's kernel gets none, so nothing is backpropagate
 its full-resolution batch norm statistics either); stem_taps (lever: the stem's kernel
 gradient as one matrix product of its 25 shifted inputs with the output gradient);
 strided_s2d (lever: the stride-2 convolutions' kernel gradients as stride-1 ones on the
-space-to-depth input); xla:OPTION=VALUE (the shipped step compiled with one XLA
+space-to-depth input); bn_vjp (lever: each ConvBN's batch norm and ReLU with the closed-form
+backward pass, a jax.custom_vjp); xla:OPTION=VALUE (the shipped step compiled with one XLA
 compiler option, e.g. xla:xla_cpu_enable_fast_min_max=true; a list value joined by "+",
 e.g. xla:xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_REDUCE+LIBRARY_FUSION_TYPE_ELTWISE).
 """
@@ -102,8 +103,61 @@ def _variants():
 
   strided_s2d.defvjp(lambda x, w: (models._conv_s2(x, w), (x, w)), strided_s2d_bwd)  # pylint: disable=protected-access
 
+  @jax.custom_vjp
+  def bn_relu(x, scale, bias):
+    """relu(batch norm of x in training mode), flax's statistics and order of operations."""
+    return bn_relu_fwd(x, scale, bias)[0]
+
+  def bn_relu_fwd(x, scale, bias):
+    mean = x.mean(axis=(0, 1, 2))
+    var = jnp.maximum(0.0, (x * x).mean(axis=(0, 1, 2)) - mean * mean)
+    r = jax.lax.rsqrt(var + 1e-5)
+    y = nn.relu((x - mean) * (r * scale) + bias)
+    return (y, mean, var), (x, mean, r, scale, y)
+
+  def bn_relu_bwd(res, g):
+    """The closed form: two reductions over the masked output gradient, one pass for dx."""
+    x, mean, r, scale, y = res
+    dy = jnp.where(y > 0, g[0], 0.0)
+    xhat = (x - mean) * r
+    n = x.shape[0] * x.shape[1] * x.shape[2]
+    dbias, dscale = dy.sum(axis=(0, 1, 2)), (dy * xhat).sum(axis=(0, 1, 2))
+    dx = (scale * r / n) * (n * dy - dbias - xhat * dscale)
+    return dx, dscale, dbias  # the statistics' own outputs feed only the running averages: no gradient
+
+  bn_relu.defvjp(bn_relu_fwd, bn_relu_bwd)
+
+  class ConvBNVjp(models.ConvBN):
+    @nn.compact
+    def __call__(self, x, train):
+      if self.kernel == 1:
+        x = nn.Dense(self.features, use_bias=False, dtype=self.dtype)(x[:, :: self.stride, :: self.stride])
+      elif self.stride == 2:
+        x = models.StridedConv(self.features, self.kernel, self.dtype, name="Conv_0")(x)
+      else:
+        x = nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride), padding="SAME",
+                    use_bias=False, dtype=self.dtype)(x)
+      if not train:
+        return nn.relu(nn.BatchNorm(use_running_average=True, momentum=0.9, dtype=self.dtype)(x))
+      return _BN(name="BatchNorm_0")(x)
+
+  class _BN(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      c = x.shape[-1]
+      ra_mean = self.variable("batch_stats", "mean", jnp.zeros, (c,), jnp.float32)
+      ra_var = self.variable("batch_stats", "var", jnp.ones, (c,), jnp.float32)
+      scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
+      bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+      y, mean, var = bn_relu(x, scale, bias)
+      if not self.is_initializing():
+        ra_mean.value = 0.9 * ra_mean.value + 0.1 * jax.lax.stop_gradient(mean)
+        ra_var.value = 0.9 * ra_var.value + 0.1 * jax.lax.stop_gradient(var)
+      return y
+
   strided = models.strided_conv
   return {
+      "bn_vjp": {(models, "ConvBN"): ConvBNVjp},
       "strided_s2d": {(models, "strided_conv"): strided_s2d},
       "shipped": {},
       "no_fft": {(frontend, "power_spectrogram"): no_fft},
