@@ -203,17 +203,19 @@ def vs_torch(name: str) -> dict:
   from musicrep_jax import frontend  # pylint: disable=import-outside-toplevel
   p = _prepare(name)
   config, setup = p["config"], p["setup"]
-  if config.loss.name not in torch_twin.LOSSES or setup.crops != 1 or config.model.subdense:
-    raise errors.ConfigError(f"--vs-torch: the twin has the proxy and triplet losses with a dense head and "
-                             f"without track regularisation; {name} uses {config.loss.name!r} with {setup.crops} "
-                             f"crops{' and sub-dense heads' if config.model.subdense else ''}")
+  paper = setup.objective.spec.gather is not None
+  if config.loss.name not in torch_twin.LOSSES or setup.crops != 1 or config.model.subdense or paper:
+    raise errors.ConfigError(f"--vs-torch: the twin has the losses {', '.join(torch_twin.LOSSES)} with in-batch "
+                             f"sampling, a dense head and without track regularisation; {name} uses "
+                             f"{config.loss.name!r} with {setup.crops} crops{' and sub-dense heads' if config.model.subdense else ''}"
+                             f"{' and the paper sampler' if paper else ''}")
   a, m = config.audio, config.model
   device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
   twin = torch_twin.MusicEncoder.from_config(config, len(setup.tag_names),
                                              frontend.mel_filterbank(16000, a.n_fft, a.n_mels))
   torch_twin.load_flax(twin, jax.device_get({"params": p["state"]["params"], "batch_stats": p["state"]["batch_stats"]}))
-  trainer = torch_twin.Trainer(twin, config.loss.name, setup.objective.tag_masks, lr=1e-4, margin=config.loss.margin,
-                               compile=_TORCH_COMPILE.value, device=device, bfloat16=m.dtype == "bfloat16")
+  trainer = torch_twin.Trainer(twin, setup.objective, lr=1e-4, compile=_TORCH_COMPILE.value, device=device,
+                               bfloat16=m.dtype == "bfloat16")
   audio = torch.as_tensor(p["host"]["audio"][:, 0]).to(device)
   labels = torch.as_tensor(p["host"]["labels"].astype(np.float32)).to(device)
   b = config.train.batch_size

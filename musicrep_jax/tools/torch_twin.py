@@ -3,7 +3,8 @@
 Not part of the library (nothing in musicrep_jax imports it outside `perf --vs-torch`).
 The same maths as `musicrep_jax.models` / `frontend` / `losses`: log-mel front end in
 the step, the Inception backbone with TF-style "SAME" padding, the dense embedding
-head, and the proxy_dis / triplet_dis losses; Adam. Written the idiomatic way:
+head, and the proxy, triplet, every-triplet, multi-similarity and supervised contrastive
+losses (each with its disentangled variant by the same masks); Adam. Written the idiomatic way:
 channels-last convolutions (oneDNN on CPU, cuDNN on GPU), eager by default, optionally
 `torch.compile`. `load_flax` copies a Flax variable tree into it, so both sides start
 from the same weights and `tests/test_torch_twin.py` can check they compute the same
@@ -141,6 +142,77 @@ def triplet_loss(emb, labels, tag_masks, margin: float = 0.1):
   return torch.where(valid, per, torch.zeros_like(per)).sum() / valid.sum().clamp_min(1)
 
 
+def _group_pairs(emb, labels, tag_group, group_masks):
+  """losses.group_pairs: per group s, cosines [S, N, N] in its subspace, positives (j != i
+  shares a tag of s) and negatives (no shared tag of s, both have one)."""
+  in_group = F.one_hot(tag_group.long(), group_masks.shape[0]).T.float()  # [S, T]
+  z = _unit(emb[None] * group_masks[:, None])
+  sim = z @ z.transpose(1, 2)
+  ls = labels[None] * in_group[:, None]  # [S, N, T]
+  share = (ls @ ls.transpose(1, 2)) > 0
+  has = ls.sum(-1) > 0
+  eye = torch.eye(emb.shape[0], dtype=torch.bool, device=emb.device)
+  return sim, share & ~eye, ~share & has[:, None, :] & has[:, :, None]
+
+
+def all_triplet_loss(emb, labels, tag_masks, margin: float = 0.1):
+  """Every valid label-conditioned triplet (losses.all_triplet_loss), reduced as objective's
+  triplet_all: the sum of the losses over the number of positive ones."""
+  has = labels.bool().T  # [T, N]
+  z = _unit(emb[None] * tag_masks[:, None])
+  sim = z @ z.transpose(1, 2)  # [T, a, j]
+  eye = torch.eye(emb.shape[0], dtype=torch.bool, device=emb.device)
+  pos = has[:, :, None] & has[:, None, :] & ~eye
+  neg = has[:, :, None] & ~has[:, None, :]
+  valid = pos[..., None] & neg[:, :, None, :]
+  loss = torch.where(valid, F.relu(sim[:, :, None, :] - sim[:, :, :, None] + margin), torch.zeros((), device=emb.device))
+  return loss.sum() / (loss > 0).sum().clamp_min(1)
+
+
+def _log1p_sum_exp(x, mask):
+  x = torch.where(mask, x, torch.full_like(x, -math.inf))
+  top = x.amax(-1, keepdim=True).clamp_min(0.0).detach()
+  return (top + torch.log(torch.exp(-top) + torch.exp(x - top).sum(-1, keepdim=True)))[..., 0]
+
+
+def multi_similarity_loss(emb, labels, tag_group, group_masks, alpha=2.0, beta=50.0, base=0.5, epsilon=0.1):
+  """losses.multi_similarity_loss (its pair miner too), the mean over valid anchors and groups."""
+  sim, pos, neg = _group_pairs(emb, labels, tag_group, group_masks)
+  min_pos = torch.where(pos, sim, torch.full_like(sim, math.inf)).amin(-1, keepdim=True)
+  max_neg = torch.where(neg, sim, torch.full_like(sim, -math.inf)).amax(-1, keepdim=True)
+  loss = (_log1p_sum_exp(-alpha * (sim - base), pos & (sim - epsilon < max_neg)) / alpha
+          + _log1p_sum_exp(beta * (sim - base), neg & (sim + epsilon > min_pos)) / beta)
+  valid = pos.any(-1) & neg.any(-1)
+  return torch.where(valid, loss, torch.zeros_like(loss)).sum() / valid.sum().clamp_min(1)
+
+
+def supcon_loss(emb, labels, tag_group, group_masks, temperature=0.1):
+  """losses.supervised_contrastive_loss, the mean over anchors with a positive, and groups."""
+  sim, pos, _ = _group_pairs(emb, labels, tag_group, group_masks)
+  logits = sim / temperature
+  eye = torch.eye(emb.shape[0], dtype=torch.bool, device=emb.device)
+  log_prob = logits - torch.logsumexp(logits.masked_fill(eye, -math.inf), -1, keepdim=True)
+  count = pos.sum(-1)
+  loss = -torch.where(pos, log_prob, torch.zeros_like(log_prob)).sum(-1) / count.clamp_min(1)
+  return torch.where(count > 0, loss, torch.zeros_like(loss)).sum() / (count > 0).sum().clamp_min(1)
+
+
+def batch_loss(loss_config, objective, emb, tag_weights, labels):
+  """The mean loss of a batch, as objective.Objective computes it for `loss_config.name`
+  (without track regularisation); `objective` holds its masks as tensors."""
+  c, o = loss_config, objective
+  if c.name == "proxy":
+    return proxy_loss(emb, tag_weights, labels, o["tag_masks"])
+  if c.name == "triplet":
+    return triplet_loss(emb, labels, o["tag_masks"], c.margin)
+  if c.name == "triplet_all":
+    return all_triplet_loss(emb, labels, o["tag_masks"], c.margin)
+  if c.name == "multi_similarity":
+    return multi_similarity_loss(emb, labels, o["tag_group"], o["group_masks"], c.ms_alpha, c.ms_beta, c.ms_base,
+                                 c.ms_epsilon)
+  return supcon_loss(emb, labels, o["tag_group"], o["group_masks"], c.temperature)
+
+
 def load_flax(model: MusicEncoder, variables: dict) -> None:
   """Copies Flax variables {"params": ..., "batch_stats": ...} (numpy) into the twin."""
   params, stats = variables["params"], variables["batch_stats"]
@@ -170,30 +242,31 @@ def load_flax(model: MusicEncoder, variables: dict) -> None:
     model.tag_bias.copy_(torch.tensor(params["tag_bias"]))
 
 
-LOSSES = ("proxy", "triplet")  # the losses of objective.LOSSES the twin implements
+LOSSES = ("proxy", "triplet", "triplet_all", "multi_similarity", "supcon")  # those of objective.LOSSES it has
 
 
 class Trainer:
-  """Adam (eps 1e-8, like optax.scale_by_adam) on one loss; `step` runs one update.
+  """Adam (eps 1e-8, like optax.scale_by_adam) on one loss (`batch_loss`); `step` runs one
+  update. `objective`: the run's objective.Objective (its loss config and masks).
   bfloat16: the backbone under autocast (the JAX side's model.dtype=bfloat16)."""
 
-  def __init__(self, model: MusicEncoder, loss: str, tag_masks: np.ndarray, lr: float, margin: float = 0.1,
-               compile: bool = False, device: str = "cpu", bfloat16: bool = False):  # pylint: disable=redefined-builtin
-    if loss not in LOSSES:
-      raise ValueError(f"the PyTorch twin has the proxy and triplet losses, not {loss!r}")
+  def __init__(self, model: MusicEncoder, objective, lr: float, compile: bool = False,  # pylint: disable=redefined-builtin
+               device: str = "cpu", bfloat16: bool = False):
+    loss_config = objective.cfg
+    if loss_config.name not in LOSSES:
+      raise ValueError(f"the PyTorch twin has the losses {', '.join(LOSSES)}, not {loss_config.name!r}")
     self.model = model.to(device).to(memory_format=torch.channels_last).train()
     self.device = device
-    self.tag_masks = torch.as_tensor(tag_masks, device=device)
+    masks = {k: torch.as_tensor(np.asarray(getattr(objective, k)), device=device)
+             for k in ("tag_masks", "tag_group", "group_masks")}
     self.opt = torch.optim.Adam(self.model.parameters(), lr=lr, eps=1e-8)
 
-    def objective(audio, labels):
+    def objective_fn(audio, labels):
       with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bfloat16):
         emb = self.model(audio).float()
-      if loss == "proxy":
-        return proxy_loss(emb, self.model.tag_weights, labels, self.tag_masks)
-      return triplet_loss(emb, labels, self.tag_masks, margin)
+      return batch_loss(loss_config, masks, emb, self.model.tag_weights, labels)
 
-    self.objective = torch.compile(objective) if compile else objective
+    self.objective = torch.compile(objective_fn) if compile else objective_fn
 
   def step(self, audio: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     self.opt.zero_grad(set_to_none=True)
