@@ -58,21 +58,24 @@ def replay(figures, learning_rate: float, *, factor: float, patience: int, max_r
   epoch order): its lr after each epoch, and its best and last epoch. The rule is a pure
   function of the figures, so a run made with fewer reductions (the same patience)
   follows the same lrs until its extra reduction would come, and stops there: its best
-  epoch, and so its selected checkpoint, is this replay's with that max_reductions."""
+  epoch, and so its selected checkpoint, is this replay's with that max_reductions; and
+  a run with a longer patience follows the same lrs until this one's first cut. "state":
+  the schedule's state after the last epoch replayed."""
   s, lrs = init(learning_rate), []
   for epoch, figure in enumerate(figures):
     s = update(s, figure, epoch, factor=factor, patience=patience, max_reductions=max_reductions, threshold=threshold)
     lrs.append(s["lr"])
     if s["stop"]:
       break
-  return dict(lrs=lrs, best_epoch=s["best_epoch"], last_epoch=len(lrs) - 1, stopped=s["stop"])
+  return dict(lrs=lrs, best_epoch=s["best_epoch"], last_epoch=len(lrs) - 1, stopped=s["stop"], state=s)
 
 
-def replay_run(train: dict, epochs: list[dict], max_reductions: int | None = None) -> dict:
+def replay_run(train: dict, epochs: list[dict], max_reductions: int | None = None, patience: int | None = None) -> dict:
   """`replay` on a run's own record: `train` its config.json's "train" section, `epochs`
   its metrics.jsonl lines that end an epoch (those with "val_loss"), in order; by default
-  with the run's own max_reductions."""
+  with the run's own max_reductions and patience."""
   figures = [monitored(train["select_by"], e["val_loss"], e) for e in epochs]
-  return replay(figures, train["learning_rate"], factor=train["plateau_factor"], patience=train["plateau_patience"],
+  return replay(figures, train["learning_rate"], factor=train["plateau_factor"],
+                patience=train["plateau_patience"] if patience is None else patience,
                 threshold=train["plateau_threshold"],
                 max_reductions=train["max_reductions"] if max_reductions is None else max_reductions)

@@ -327,5 +327,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, setup: Setup | None =
                         {**{k: meta[k] for k in ("epoch", "schedule", "train_time_s", "epoch_times")},
                          "best_step": meta.get("best_step"), "steps_run": int(state["step"]),
                          "machines": meta.get("machines", []),
+                         **({"derived_from": meta["derived_from"]} if "derived_from" in meta else {}),
                          "update_compilations": compiled, "flops_per_step": step_flops(setup, state)})
   return meta

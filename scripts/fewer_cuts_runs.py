@@ -11,6 +11,14 @@ one with its schedule's final state), and the eval.json of `musicrep_jax.main --
 without fewer_cuts/<K> are listed (train them with `bench` into --out).
 
   python scripts/fewer_cuts_runs.py --src=docs/results/tuned_p48 --cuts=2 --out=docs/results/tuned_p48_2cuts
+
+With --patience=P (more than --src's): the start of each run with patience P and --cuts
+cuts, to be trained on by `bench` (it resumes them). Such a run takes the same steps as
+the --src run until the --src run's first cut (until then it has had fewer bad epochs than
+P), so it starts from the checkpoint that the --src run kept there (fewer_cuts/0) with the
+schedule replayed at patience P. Nothing is evaluated; runs already in --out are left alone.
+
+  python scripts/fewer_cuts_runs.py --src=docs/results/tuned_p48 --patience=96 --cuts=3 --out=docs/results/tuned_p96
 """
 
 from __future__ import annotations
@@ -82,18 +90,74 @@ def derive(src: str, dest: str, cuts: int, data_dir: str, model: str | None = No
   return f"best step {meta['best_step']}, stopped after epoch {meta['epoch'] - 1}: evaluated"
 
 
+def longer_start(src: str, dest: str, patience: int, cuts: int) -> str:
+  """Writes dest as the start of src's run with `patience` and `cuts` (see the module doc);
+  returns what was done, in words."""
+  from musicrep_jax import model as model_lib  # pylint: disable=import-outside-toplevel
+  kept = os.path.join(src, "fewer_cuts", "0")
+  if os.path.exists(dest):
+    return "already there"
+  if not os.path.isdir(kept):
+    return "no fewer_cuts/0 (trained before runs kept them, or it never cut): train it"
+  config, vocab = model_lib.read_workdir(src)
+  t = config.train.to_dict()
+  if patience <= t["plateau_patience"]:
+    raise SystemExit(f"--patience={patience}: give more than {src}'s patience ({t['plateau_patience']})")
+  with open(os.path.join(src, "metrics.jsonl")) as f:
+    lines = [json.loads(l) for l in f]
+  epochs = [l for l in lines if "val_loss" in l]
+  ckpt = checkpointing.Checkpoints(kept)
+  try:
+    model = model_lib.Model(config, vocab)
+    state, meta = ckpt.restore(model.abstract_state())
+  finally:
+    ckpt.close()
+  first_cut = schedule.replay_run(t, epochs, max_reductions=0)
+  if first_cut["last_epoch"] + 1 != meta["epoch"]:
+    raise SystemExit(f"{kept} holds the run after epoch {meta['epoch'] - 1}, but {src}'s schedule, replayed on its "
+                     f"figures, cuts first after epoch {first_cut['last_epoch']}")
+  longer = schedule.replay_run(t, epochs[:meta["epoch"]], max_reductions=cuts, patience=patience)
+  assert longer["state"]["reductions"] == 0 and not longer["stopped"]  # fewer than `patience` bad epochs so far
+  staging = dest + ".partial"  # renamed when complete: a cut-off derivation is made again
+  if os.path.exists(staging):
+    shutil.rmtree(staging)
+  shutil.copytree(os.path.join(kept, "best"), os.path.join(staging, "best"))  # its best so far, the same meta
+  out = checkpointing.Checkpoints(staging)
+  try:
+    out.save(int(state["step"]), state, {**meta, "schedule": longer["state"],
+                                         "derived_from": f"{os.path.relpath(src, REPO)} (patience "
+                                                         f"{t['plateau_patience']}) until its first cut, epoch "
+                                                         f"{meta['epoch'] - 1}: its fewer_cuts/0"})
+    out.wait()
+  finally:
+    out.close()
+  config.train.update(plateau_patience=patience, max_reductions=cuts)
+  json.dump(json.loads(config.to_json_best_effort()), open(os.path.join(staging, "config.json"), "w"), indent=2)
+  shutil.copy(os.path.join(src, "tags.json"), staging)
+  kept_lines = [l for l in lines if l["step"] <= meta["steps_run"]]
+  for line in kept_lines:  # each epoch's lr after it, as the longer patience sets it (not the cut src made)
+    if "val_loss" in line:
+      line["lr"] = longer["lrs"][line["epoch"]]
+  with open(os.path.join(staging, "metrics.jsonl"), "w") as f:
+    f.writelines(json.dumps(l) + "\n" for l in kept_lines)
+  os.rename(staging, dest)
+  return f"starts after epoch {meta['epoch'] - 1} (step {int(state['step'])}): train it with bench"
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--src", required=True, help="a bench --out folder whose runs kept fewer_cuts/")
   parser.add_argument("--cuts", type=int, required=True, help="the schedule's max_reductions")
+  parser.add_argument("--patience", type=int, help="a longer patience: write the start of those runs (module doc)")
   parser.add_argument("--out", required=True, help="the bench --out folder of the schedule with --cuts cuts")
   parser.add_argument("--data_dir", default=os.path.expanduser("~/tensorflow_datasets"))
   a = parser.parse_args()
   root = os.path.join(a.src, "runs")
   for name in sorted(os.listdir(root)):
     if os.path.exists(os.path.join(root, name, "eval.json")):
-      print(f"{name}: {derive(os.path.join(root, name), os.path.join(a.out, 'runs', name), a.cuts, a.data_dir)}",
-            flush=True)
+      src, dest = os.path.join(root, name), os.path.join(a.out, "runs", name)
+      done = (longer_start(src, dest, a.patience, a.cuts) if a.patience else derive(src, dest, a.cuts, a.data_dir))
+      print(f"{name}: {done}", flush=True)
 
 
 if __name__ == "__main__":

@@ -326,9 +326,11 @@ def test_metric_writer_in_object_store_mode_rewrites_the_file_and_keeps_a_resume
   assert not [p for p in os.listdir(tmp_path) if ".tmp" in p]  # the temporary files were renamed over
 
 
-def test_each_cut_keeps_the_run_that_a_schedule_with_fewer_cuts_makes(data_dir, tmp_path):
+def test_each_cut_keeps_the_runs_of_schedules_with_fewer_cuts_or_more_patience(data_dir, tmp_path):
   """fewer_cuts/<k>/ holds the checkpoints of the run with k cuts; scripts/fewer_cuts_runs.py
-  makes that run's folder from them, and its eval.json is the one of the run trained with k cuts."""
+  makes that run's folder from them, and its eval.json is the one of the run trained with k
+  cuts. fewer_cuts/0/ is also the start of the run with a longer patience: trained on from
+  there, it gives the eval.json of that run trained from the first step."""
   import importlib.util  # pylint: disable=import-outside-toplevel
   from musicrep_jax import schedule  # pylint: disable=import-outside-toplevel
   from musicrep_jax.evaluate import WALL_TIMES, flatten  # pylint: disable=import-outside-toplevel
@@ -360,3 +362,17 @@ def test_each_cut_keeps_the_run_that_a_schedule_with_fewer_cuts_makes(data_dir, 
   summary = lambda run: {k: v for k, v in json.load(open(run / "train_summary.json")).items()
                          if k in ("epoch", "schedule", "best_step", "steps_run")}
   assert summary(tmp_path / "derived") == summary(direct)
+  longer = ("--config.train.plateau_patience=2", "--config.train.max_reductions=1")
+  said = script.longer_start(str(long_run), str(tmp_path / "started"), 2, 1)
+  assert said.startswith("starts after epoch"), said
+  start_epoch = int(said.split()[3])
+  out = run_module("musicrep_jax.main", *main_args("proxy_dis.py:smoke", tmp_path / "started", data_dir, *rule, *longer))
+  assert f"(epoch {start_epoch + 1})" in out.stdout + out.stderr  # it resumed there, not from the first step
+  run_module("musicrep_jax.main", *main_args("proxy_dis.py:smoke", tmp_path / "longer", data_dir, *rule, *longer))
+  assert numbers(tmp_path / "started") == numbers(tmp_path / "longer")
+  assert summary(tmp_path / "started") == summary(tmp_path / "longer")
+  assert summary(tmp_path / "longer")["epoch"] > start_epoch + 1  # it trained on past the start it was given
+  timing = ("examples_per_s", "wall_s", "epoch_time_s")
+  logged = lambda run: [{k: v for k, v in json.loads(l).items() if k not in timing} for l in open(run / "metrics.jsonl")]
+  assert logged(tmp_path / "started") == logged(tmp_path / "longer")
+  assert "fewer_cuts/0" in json.load(open(tmp_path / "started" / "train_summary.json"))["derived_from"]
