@@ -47,14 +47,17 @@ else
     #     with two cuts, tests/test_train.py), and the seed-0 runs, which predate that, trained.
     #     Its check: doubled patience and one more cut, patience 96 with 3 cuts. A patience-96 run
     #     takes the patience-48 run's steps until that run's first cut, so it starts from the
-    #     checkpoint kept there (fewer_cuts/0; scripts/fewer_cuts_runs.py --patience, tests/test_train.py).
+    #     checkpoint kept there (fewer_cuts/0; scripts/fewer_cuts_runs.py --patience, tests/test_train.py);
+    #     the seed-0 runs from those of their 2-cut runs (the same steps, bit for bit, on one CPU type).
     p48r2=(--override=train.plateau_patience=48 --override=train.max_reductions=2 --override=train.max_epochs=1600)
     "$PY" scripts/fewer_cuts_runs.py --src=docs/results/tuned_p48 --cuts=2 --out=docs/results/tuned_p48_2cuts \
       --data_dir="$DATA"
     "${bench[@]}" --configs=triplet_dis,proxy_dis,triplet_all_dis --seeds=3 --nostep_cost "${p48r2[@]}" \
       --out=docs/results/tuned_p48_2cuts
     p96=(--override=train.plateau_patience=96 --override=train.max_reductions=3 --override=train.max_epochs=3200)
-    "$PY" scripts/fewer_cuts_runs.py --src=docs/results/tuned_p48 --patience=96 --cuts=3 --out=docs/results/tuned_p96
+    for src in docs/results/tuned_p48 docs/results/tuned_p48_2cuts; do
+      "$PY" scripts/fewer_cuts_runs.py --src="$src" --patience=96 --cuts=3 --out=docs/results/tuned_p96
+    done
     "${bench[@]}" --configs=triplet_dis,proxy_dis,triplet_all_dis --seeds=3 --nostep_cost "${p96[@]}" \
       --out=docs/results/tuned_p96 --convergence=docs/results/tuned_p48_2cuts
     if ! converged docs/results/tuned_p96; then
