@@ -10,7 +10,7 @@ The same from Python:
   from musicrep_jax import search
   model = search.Model.load("runs/proxy_dis")
   index = search.Index.build(model, "~/Music", "music.npz")     # adds only new or changed files
-  hits = index.query(index.vector("~/Music/a.mp3"), aspect="mood", k=10)
+  hits = index.query(index.vector("~/Music/a.mp3"), aspect="mood", k=10, exclude="~/Music/a.mp3")
   tags = model.tag(model.embed_files(["b.flac"])[0])
 
 A song's embedding is the mean over its non-overlapping 3-s windows. An aspect

@@ -21,7 +21,7 @@ flags.DEFINE_string("workdir", None, "A trained run's workdir.")
 flags.DEFINE_string("audio", None, "index: a folder of audio; query / tag: one audio file.")
 flags.DEFINE_string("out", None, "index: the index file (.npz) to write or update.")
 flags.DEFINE_string("index", None, "query: the index file.")
-flags.DEFINE_string("path", None, "query: an indexed file to use as the query.")
+flags.DEFINE_string("path", None, "query: an indexed file to use as the query (left out of the answer).")
 flags.DEFINE_string("aspect", "all", "query: compare in this category's subspace (the model's categories, e.g. "
                     "genre, mood, instrument, era), or all.")
 flags.DEFINE_integer("k", 10, "query: neighbours to return.")
@@ -78,13 +78,14 @@ def _query() -> None:
     vec = model.embed_files([F.audio])[0]
   else:
     vec = index.vector(F.path)
-  hits = index.query(vec, F.aspect, F.k, F.method, F.nprobe)
+  hits = index.query(vec, F.aspect, F.k, F.method, F.nprobe, exclude=F.path)  # not the query's own file
   if F.json:
     print(json.dumps([{"path": p, "similarity": s} for p, s in hits], indent=1))
     return
   note = "" if index.disentangled or F.aspect == "all" else " (model not disentangled: whole space)"
   method = type(index.searcher(F.aspect, F.method, F.nprobe)).__name__.lower()
-  print(f"{len(hits)} most similar by {F.aspect}{note} ({method} search):")
+  mine = f", {printable(F.path)} itself left out" if F.path else ""
+  print(f"{len(hits)} most similar by {F.aspect}{note} ({method} search{mine}):")
   for p, s in hits:
     print(f"  {s:+.3f}  {printable(p)}")
 

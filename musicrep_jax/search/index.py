@@ -142,10 +142,14 @@ class Index:
     return self.embeddings[self.files.index(path)]
 
   def query(self, embedding: np.ndarray, aspect: str = "all", k: int = 10, method: str = "auto",
-            nprobe: int = 32) -> list[tuple[str, float]]:
-    """The k indexed files most similar to `embedding` in the aspect's subspace."""
+            nprobe: int = 32, exclude: str | None = None) -> list[tuple[str, float]]:
+    """The k indexed files most similar to `embedding` in the aspect's subspace; `exclude`:
+    an indexed path left out of them (the query's own file, when it is indexed)."""
     if not self.files:
       raise SearchError(f"{self.path} holds no tracks: index a folder that has audio files")
     mask = self.mask(aspect)
-    idx, sims = self.searcher(aspect, method, nprobe).search(embedding[mask][None], min(k, len(self.files)))
-    return [(self.files[i], float(s)) for i, s in zip(idx[0], sims[0]) if i >= 0]
+    skip = None if exclude is None else os.path.abspath(os.path.expanduser(exclude))
+    n = min(k + (skip in self.files), len(self.files))
+    idx, sims = self.searcher(aspect, method, nprobe).search(embedding[mask][None], n)
+    hits = [(self.files[i], float(s)) for i, s in zip(idx[0], sims[0]) if i >= 0 and self.files[i] != skip]
+    return hits[:k]
